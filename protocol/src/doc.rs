@@ -263,10 +263,10 @@ impl<'a, D: ReadDoc> Reader<'a, D> {
         };
         let mut out = Vec::new();
         for key in self.keys(&obj) {
-            if let Some((automerge::Value::Scalar(s), _)) = self.get(&obj, &key)? {
-                if s.as_bool() == Some(true) {
-                    out.push(key);
-                }
+            if let Some((automerge::Value::Scalar(s), _)) = self.get(&obj, &key)?
+                && s.as_bool() == Some(true)
+            {
+                out.push(key);
             }
         }
         Ok(out)

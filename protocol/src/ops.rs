@@ -1223,10 +1223,10 @@ pub struct PriceInput {
 }
 
 pub fn add_price(list: PriceListId, item: PriceListItemId, input: &PriceInput) -> Result<Edit> {
-    if let (Some(from), Some(to)) = (input.valid_from, input.valid_to) {
-        if from > to {
-            return Err(Error::invalid("valid_to", "must not be before valid_from"));
-        }
+    if let (Some(from), Some(to)) = (input.valid_from, input.valid_to)
+        && from > to
+    {
+        return Err(Error::invalid("valid_to", "must not be before valid_from"));
     }
     let mut fields = vec![
         ("product_id".into(), s(input.product_id.to_string())),

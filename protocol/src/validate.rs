@@ -88,6 +88,26 @@ fn protected(field: &str, access: Access) -> Error {
     }
 }
 
+/// The records whose state differs between two versions of a document, for re-projecting
+/// changes that need no judging (received from the server, which already judged them).
+pub fn touched_records(
+    doc_id: DocId,
+    doc: &Automerge,
+    before: &[ChangeHash],
+    after: &[ChangeHash],
+) -> Result<BTreeSet<RecordPath>> {
+    let mut touched = BTreeSet::new();
+    for patch in doc.diff(before, after) {
+        match locate(doc_id.kind(), &patch_props(&patch.path, &patch.action))? {
+            Location::Root(_) => {}
+            Location::Record(rp) | Location::Field(rp, _) => {
+                touched.insert(rp);
+            }
+        }
+    }
+    Ok(touched)
+}
+
 // ---- pass 1: operations ----------------------------------------------------------------------
 
 fn check_operations(ctx: &WriteContext<'_>, doc: &Automerge, before: &[ChangeHash]) -> Result<()> {
@@ -243,10 +263,10 @@ fn check_effects(
             Location::Field(rp, name) => {
                 if rp.kind() == RecordKind::AccountTags {
                     check_tag(&name)?;
-                    if let PatchAction::PutMap { value, .. } = &patch.action {
-                        if !matches!(&value.0, Value::Scalar(v) if v.as_bool() == Some(true)) {
-                            return Err(Error::invalid("tag", "members must be the value true"));
-                        }
+                    if let PatchAction::PutMap { value, .. } = &patch.action
+                        && !matches!(&value.0, Value::Scalar(v) if v.as_bool() == Some(true))
+                    {
+                        return Err(Error::invalid("tag", "members must be the value true"));
                     }
                 } else if rp.kind().child_container() == Some(name.as_str())
                     && props.len() == rp.props().len() + 1
@@ -269,10 +289,9 @@ fn check_effects(
                     value: (Value::Object(ObjType::Text), _),
                     ..
                 } = &patch.action
+                    && key == &name
                 {
-                    if key == &name {
-                        replaced_text.insert((rp.clone(), name.clone()));
-                    }
+                    replaced_text.insert((rp.clone(), name.clone()));
                 }
                 touched.insert(rp);
             }
@@ -409,18 +428,18 @@ fn check_values(
             ));
         }
     }
-    if let (Some(from), Some(to)) = (after.int("valid_from"), after.int("valid_to")) {
-        if from > to {
-            return Err(Error::invalid(
-                "price validity",
-                "must not end before it starts",
-            ));
-        }
+    if let (Some(from), Some(to)) = (after.int("valid_from"), after.int("valid_to"))
+        && from > to
+    {
+        return Err(Error::invalid(
+            "price validity",
+            "must not end before it starts",
+        ));
     }
     Ok(())
 }
 
-fn status<'a>(f: &'a Fields) -> Option<&'a str> {
+fn status(f: &Fields) -> Option<&str> {
     f.str("status")
 }
 
@@ -441,19 +460,19 @@ fn check_lifecycle(
     let status_moved = created || from != to;
     // Fields that may only be written together with a status change.
     for name in changed {
-        if let Some(spec) = kind.field(name) {
-            if let Access::WithTransition(states) = spec.access {
-                let ok = status_moved && to.is_some_and(|t| states.contains(&t));
-                if !ok && after.get(name).is_some() {
-                    return Err(Error::invalid(
-                        format!("{} {}", kind.label(), name.replace('_', " ")),
-                        format!(
-                            "can only be recorded when the {} becomes {}",
-                            kind.label(),
-                            states.join(" or ").replace('_', " ")
-                        ),
-                    ));
-                }
+        if let Some(spec) = kind.field(name)
+            && let Access::WithTransition(states) = spec.access
+        {
+            let ok = status_moved && to.is_some_and(|t| states.contains(&t));
+            if !ok && after.get(name).is_some() {
+                return Err(Error::invalid(
+                    format!("{} {}", kind.label(), name.replace('_', " ")),
+                    format!(
+                        "can only be recorded when the {} becomes {}",
+                        kind.label(),
+                        states.join(" or ").replace('_', " ")
+                    ),
+                ));
             }
         }
     }
@@ -584,13 +603,13 @@ fn check_permission(
     // effect of a merge (for example a field that only became visible through this change).
     if !created {
         for name in changed {
-            if let Some(spec) = rp.kind().field(name) {
-                if matches!(
+            if let Some(spec) = rp.kind().field(name)
+                && matches!(
                     spec.access,
                     Access::ManagerApi | Access::ServerOnly | Access::CreateOnly
-                ) {
-                    return Err(protected(name, spec.access));
-                }
+                )
+            {
+                return Err(protected(name, spec.access));
             }
         }
     } else {
@@ -663,15 +682,15 @@ fn check_permission(
             if let Some(order_before) = old.record(&RecordPath::Order(*order_id))? {
                 order_is_open(&order_before)?;
             }
-            if created {
-                if let (Some(catalog), Some(product)) = (ctx.catalog, after.str("product_id")) {
-                    let product = ProductId::parse(product)?;
-                    if catalog.product(product).is_none() {
-                        return Err(Error::NotFound {
-                            kind: "product",
-                            id: product.to_string(),
-                        });
-                    }
+            if created
+                && let (Some(catalog), Some(product)) = (ctx.catalog, after.str("product_id"))
+            {
+                let product = ProductId::parse(product)?;
+                if catalog.product(product).is_none() {
+                    return Err(Error::NotFound {
+                        kind: "product",
+                        id: product.to_string(),
+                    });
                 }
             }
         }

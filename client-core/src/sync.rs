@@ -1,0 +1,498 @@
+//! One sync round with the server, without any I/O: [`Replica::prepare_sync`] builds the
+//! request, the transport sends it, [`Replica::apply_sync`] applies the answer atomically.
+//!
+//! ## After a refusal
+//! The server parks a refused change in its review queue and says so. Every later change
+//! this device made to that document depends on the refused one, so none of them can be
+//! accepted as they are. The device therefore *rebases* the document: it replaces its copy
+//! with the server's (sent whole in the same response), gives the document a fresh actor,
+//! and replays the journaled edits that are not yet acknowledged, in order, through the
+//! same validator. Edits that are still allowed become new changes (uploaded next round;
+//! the server closes the refused original as superseded); edits that are not are *parked*
+//! on the device, visible in [`Replica::parked_writes`], while the server keeps the original
+//! for a manager to approve or dismiss. Nothing the rep recorded is dropped.
+//!
+//! Documents the user may no longer read are purged: the document, its projection rows and
+//! its search entries, with SQLite's secure delete so the bytes do not linger in the file.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
+use fieldline_protocol::ids::DocId;
+use fieldline_protocol::ops::{Applied, Edit};
+use fieldline_protocol::validate::{Authority, WriteContext, touched_records, validate_change};
+use fieldline_protocol::wire::{
+    Bytes, ChangeOutcome, Cursor, DocData, DocUpload, Outcome, PROTOCOL_VERSION, ReviewNotice,
+    ReviewStatus, SyncRequest, SyncResponse,
+};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::docs::DocStore;
+use crate::replica::{Inner, apply_edit};
+use crate::{ChangeSet, Error, Replica, Result, projection, store};
+
+/// Upload at most this much per round (the rest goes next round).
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 2 * 1024 * 1024;
+
+/// What one round did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SyncReport {
+    pub uploaded: usize,
+    pub accepted: usize,
+    pub rejected: usize,
+    pub documents_received: usize,
+    pub purged: usize,
+    /// Edits replayed after a refusal that are still allowed.
+    pub replayed: usize,
+    /// Edits that could not be replayed and now wait for a manager's review.
+    pub parked: usize,
+    /// The server has more: run another round now.
+    pub more: bool,
+    /// The server's estimate of documents still to come.
+    pub remaining: u64,
+    pub changes: ChangeSet,
+    /// Review decisions on this user's refused writes.
+    pub reviews: Vec<ReviewNotice>,
+}
+
+impl Replica {
+    /// The server sequence this replica has fully applied.
+    pub fn cursor(&self) -> Result<Cursor> {
+        cursor(&self.lock().conn)
+    }
+
+    /// Builds the next round's request: the cursor, pending changes (at most
+    /// `max_upload_bytes`, but always at least one), documents needed whole, superseded
+    /// refusals. Idempotent: calling it again without applying a response gives the same.
+    pub fn prepare_sync(&self, max_upload_bytes: usize) -> Result<SyncRequest> {
+        let inner = self.lock();
+        let conn = &inner.conn;
+        let mut uploads: Vec<DocUpload> = Vec::new();
+        let mut index: BTreeMap<DocId, usize> = BTreeMap::new();
+        let mut total = 0usize;
+        let mut stmt = conn.prepare_cached(
+            "SELECT doc_id, bytes FROM outbox WHERE status = 'pending' ORDER BY id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let bytes: Vec<u8> = row.get(1)?;
+            if total > 0 && total + bytes.len() > max_upload_bytes {
+                break;
+            }
+            total += bytes.len();
+            let doc = parse_doc(&row.get::<_, String>(0)?)?;
+            let i = *index.entry(doc).or_insert_with(|| {
+                uploads.push(DocUpload {
+                    doc,
+                    changes: Vec::new(),
+                });
+                uploads.len() - 1
+            });
+            uploads[i].changes.push(Bytes(bytes));
+        }
+        let want_full = conn
+            .prepare_cached("SELECT doc_id FROM want_full ORDER BY doc_id")?
+            .query_map([], |r| r.get::<_, String>(0))?
+            .map(|s| parse_doc(&s?))
+            .collect::<Result<Vec<_>>>()?;
+        let superseded = conn
+            .prepare_cached("SELECT hash FROM superseded ORDER BY hash")?
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+            .map(|h| hash_from(&h?).map(Into::into))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SyncRequest {
+            protocol: PROTOCOL_VERSION,
+            device_id: inner.device_id,
+            cursor: cursor(conn)?,
+            uploads,
+            want_full,
+            superseded,
+        })
+    }
+
+    /// Applies the server's answer to `request`, all or nothing.
+    pub fn apply_sync(&self, request: &SyncRequest, response: SyncResponse) -> Result<SyncReport> {
+        let report = {
+            let mut inner = self.lock();
+            let report = inner.apply_sync(request, response)?;
+            if report.purged > 0 {
+                // Rewrite the search index and fold the WAL back so purged text is gone from
+                // the file, not merely unlinked.
+                inner.conn.execute_batch(
+                    "INSERT INTO account_search(account_search) VALUES ('optimize');
+                     PRAGMA wal_checkpoint(TRUNCATE);",
+                )?;
+            }
+            report
+        };
+        self.notify(&report.changes);
+        Ok(report)
+    }
+}
+
+fn parse_doc(s: &str) -> Result<DocId> {
+    DocId::parse(s).map_err(|e| Error::corrupt(format!("document id: {e}")))
+}
+
+fn hash_from(b: &[u8]) -> Result<ChangeHash> {
+    ChangeHash::try_from(b).map_err(|_| Error::corrupt("change hash"))
+}
+
+fn cursor(conn: &Connection) -> Result<Cursor> {
+    Ok(Cursor(
+        store::get_meta(conn, "cursor")?
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+    ))
+}
+
+fn load_whole(parts: &[Bytes]) -> Result<Automerge> {
+    let (first, rest) = parts
+        .split_first()
+        .ok_or_else(|| Error::corrupt("an empty whole document"))?;
+    let mut doc =
+        Automerge::load(&first.0).map_err(|e| Error::corrupt(format!("whole document: {e}")))?;
+    for part in rest {
+        doc.load_incremental(&part.0)
+            .map_err(|e| Error::corrupt(format!("whole document tail: {e}")))?;
+    }
+    Ok(doc)
+}
+
+impl Inner {
+    fn apply_sync(&mut self, request: &SyncRequest, response: SyncResponse) -> Result<SyncReport> {
+        if let Some(current) = &self.identity
+            && current.principal.user_id != response.identity.principal.user_id
+        {
+            return Err(Error::Rule(fieldline_protocol::Error::Forbidden {
+                action: "sync this replica as another user (each user has their own replica file)"
+                    .into(),
+            }));
+        }
+        let identity = response.identity.clone();
+        let principal = identity.principal.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut report = SyncReport {
+            more: response.more,
+            remaining: response.remaining,
+            ..SyncReport::default()
+        };
+        report.uploaded = request.uploads.iter().map(|u| u.changes.len()).sum();
+        store::set_meta(&tx, "identity", &serde_json::to_string(&identity)?)?;
+        for h in &request.superseded {
+            tx.execute("DELETE FROM superseded WHERE hash = ?1", [h.0.to_vec()])?;
+        }
+        for d in &request.want_full {
+            tx.execute("DELETE FROM want_full WHERE doc_id = ?1", [d.to_string()])?;
+        }
+
+        // 1. The fate of what we uploaded.
+        let mut to_rebase: BTreeSet<DocId> = BTreeSet::new();
+        for ChangeOutcome { doc, hash, result } in &response.outcomes {
+            match result {
+                Outcome::Accepted => {
+                    let original: Option<Option<Vec<u8>>> = tx
+                        .query_row(
+                            "DELETE FROM outbox WHERE doc_id = ?1 AND hash = ?2 RETURNING original_hash",
+                            params![doc.to_string(), hash.0.to_vec()],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    if let Some(Some(orig)) = original {
+                        tx.execute(
+                            "INSERT OR IGNORE INTO superseded (hash) VALUES (?1)",
+                            [orig],
+                        )?;
+                    }
+                    report.accepted += 1;
+                }
+                Outcome::Rejected {
+                    review_id,
+                    code,
+                    message,
+                } => {
+                    tx.execute(
+                        "UPDATE outbox SET status = 'rejected', review_id = ?3, reason_code = ?4, reason = ?5
+                         WHERE doc_id = ?1 AND hash = ?2",
+                        params![doc.to_string(), hash.0.to_vec(), review_id, code, message],
+                    )?;
+                    to_rebase.insert(*doc);
+                    report.rejected += 1;
+                }
+                Outcome::MissingDeps { missing } => {
+                    // Upload what the server lacks (changes received from peers) next round.
+                    let now = (self.clock)();
+                    let mut lacking = false;
+                    if let Some(d) = self.docs.get(&tx, *doc)? {
+                        for m in missing {
+                            match d.get_change_by_hash(&ChangeHash::from(*m)) {
+                                Some(c) => {
+                                    tx.execute(
+                                        "INSERT OR IGNORE INTO outbox (doc_id, hash, bytes, created_at) VALUES (?1, ?2, ?3, ?4)",
+                                        params![doc.to_string(), m.0.to_vec(), c.raw_bytes().to_vec(), now],
+                                    )?;
+                                }
+                                None => lacking = true,
+                            }
+                        }
+                    }
+                    if lacking {
+                        tx.execute(
+                            "INSERT OR IGNORE INTO want_full (doc_id) VALUES (?1)",
+                            [doc.to_string()],
+                        )?;
+                    }
+                    report.changes.outbox = true;
+                }
+            }
+        }
+
+        // 2. Documents that were purged: gone from this device, whatever else arrives.
+        let purged: BTreeSet<DocId> = response.purged.iter().copied().collect();
+        for doc in &purged {
+            projection::delete_doc_rows(&tx, *doc)?;
+            self.docs.delete(&tx, *doc)?;
+            tx.execute("DELETE FROM want_full WHERE doc_id = ?1", [doc.to_string()])?;
+            // Refused writes stay parked; unacknowledged ones are uploaded again and the
+            // server parks them for review, so nothing the rep recorded is dropped.
+            tx.execute(
+                "UPDATE outbox SET status = 'parked' WHERE doc_id = ?1 AND status = 'rejected'",
+                [doc.to_string()],
+            )?;
+            if let DocId::Account(a) = doc {
+                report.changes.purged.insert(*a);
+            }
+            report.purged += 1;
+        }
+
+        // 3. What changed on the server.
+        for payload in response.docs {
+            if purged.contains(&payload.doc) {
+                continue;
+            }
+            report.documents_received += 1;
+            let has_rejected: bool = tx
+                .query_row(
+                    "SELECT 1 FROM outbox WHERE doc_id = ?1 AND status = 'rejected' LIMIT 1",
+                    [payload.doc.to_string()],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            match payload.data {
+                DocData::Whole(parts) if has_rejected || to_rebase.contains(&payload.doc) => {
+                    let server_doc = load_whole(&parts)?;
+                    let (replayed, parked) = rebase(
+                        &tx,
+                        &mut self.docs,
+                        payload.doc,
+                        server_doc,
+                        &principal,
+                        &mut report.changes,
+                    )?;
+                    report.replayed += replayed;
+                    report.parked += parked;
+                    to_rebase.remove(&payload.doc);
+                }
+                DocData::Whole(parts) => {
+                    let incoming = load_whole(&parts)?;
+                    let merged = match self.docs.get(&tx, payload.doc)? {
+                        Some(local) => {
+                            let mut m = local.fork();
+                            m.merge(&mut incoming.clone())?;
+                            m
+                        }
+                        None => incoming,
+                    };
+                    projection::project_doc(&tx, payload.doc, &merged, &mut report.changes)?;
+                    self.docs.replace(&tx, payload.doc, merged, false)?;
+                }
+                DocData::Changes(list) => {
+                    apply_changes(&tx, &mut self.docs, payload.doc, &list, &mut report.changes)?
+                }
+            }
+        }
+        // Refused documents the server did not send whole: ask for them next round.
+        for doc in to_rebase.difference(&purged) {
+            tx.execute(
+                "INSERT OR IGNORE INTO want_full (doc_id) VALUES (?1)",
+                [doc.to_string()],
+            )?;
+        }
+
+        // 4. Review decisions on earlier refusals.
+        for notice in &response.reviews {
+            if notice.status != ReviewStatus::Open {
+                tx.execute(
+                    "DELETE FROM outbox WHERE review_id = ?1 AND status IN ('parked', 'rejected')",
+                    [notice.review_id],
+                )?;
+                report.changes.outbox = true;
+            }
+        }
+        report.reviews = response.reviews;
+
+        store::set_meta(&tx, "cursor", &response.cursor.0.to_string())?;
+        tx.commit()?;
+        if report.rejected > 0 || report.accepted > 0 {
+            report.changes.outbox = true;
+        }
+        self.identity = Some(identity);
+        Ok(report)
+    }
+}
+
+/// Applies changes the server sent after our cursor.
+fn apply_changes(
+    conn: &Connection,
+    docs: &mut DocStore,
+    doc_id: DocId,
+    list: &[Bytes],
+    changes: &mut ChangeSet,
+) -> Result<()> {
+    let (doc, created) = docs.get_or_create(conn, doc_id)?;
+    let before = doc.get_heads();
+    let mut fresh: Vec<(Change, Vec<u8>)> = Vec::new();
+    for b in list {
+        let c = Change::from_bytes(b.0.clone())
+            .map_err(|e| Error::corrupt(format!("change from server: {e}")))?;
+        if doc.get_change_by_hash(&c.hash()).is_none() {
+            fresh.push((c, b.0.clone()));
+        }
+    }
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    doc.apply_changes(fresh.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>())?;
+    let missing = !doc.get_missing_deps(&[]).is_empty();
+    let after = doc.get_heads();
+    let touched = touched_records(doc_id, doc, &before, &after);
+    for (_, bytes) in &fresh {
+        docs.append_change(conn, doc_id, bytes)?;
+    }
+    let doc = docs
+        .get(conn, doc_id)?
+        .ok_or_else(|| Error::corrupt("document vanished"))?;
+    match touched {
+        Ok(t) if !created => projection::project_records(conn, doc_id, doc, &t, changes)?,
+        _ => projection::project_doc(conn, doc_id, doc, changes)?,
+    }
+    if missing {
+        // We lack history these changes build on (a document we never had): ask for it whole.
+        conn.execute(
+            "INSERT OR IGNORE INTO want_full (doc_id) VALUES (?1)",
+            [doc_id.to_string()],
+        )?;
+    }
+    Ok(())
+}
+
+/// An unacknowledged outbox row: id, change hash, journaled edit (none for relayed peer
+/// changes), status, refused original it replaces, time of the edit.
+type OutboxRow = (i64, Vec<u8>, Option<String>, String, Option<Vec<u8>>, i64);
+
+/// Replaces our copy with the server's and replays the unacknowledged edits on it.
+fn rebase(
+    conn: &Connection,
+    docs: &mut DocStore,
+    doc_id: DocId,
+    server_doc: Automerge,
+    principal: &fieldline_protocol::access::Principal,
+    changes: &mut ChangeSet,
+) -> Result<(usize, usize)> {
+    // The catalog as it is after this round's changes (order lines are checked against it).
+    let catalog = match docs.get(conn, DocId::Catalog)? {
+        Some(c) => Some(fieldline_protocol::doc::Reader::new(&*c).catalog()?),
+        None => None,
+    };
+    let actor = ActorId::random();
+    let mut doc = server_doc;
+    doc.set_actor(actor.clone());
+    let rows: Vec<OutboxRow> = conn
+        .prepare(
+            "SELECT id, hash, edit, status, original_hash, created_at FROM outbox
+                 WHERE doc_id = ?1 AND status IN ('pending', 'rejected') ORDER BY id",
+        )?
+        .query_map([doc_id.to_string()], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let (mut replayed, mut parked) = (0, 0);
+    for (row, old_hash, edit, status, original, at) in rows {
+        let park = |conn: &Connection, code: &str, reason: String| -> Result<()> {
+            conn.execute(
+                    "UPDATE outbox SET status = 'parked',
+                        reason_code = COALESCE(reason_code, ?2), reason = COALESCE(reason, ?3) WHERE id = ?1",
+                    params![row, code, reason],
+                )?;
+            Ok(())
+        };
+        let Some(edit) = edit else {
+            // A change relayed from a peer: it cannot be re-made here.
+            park(
+                conn,
+                "depends_on_rejected",
+                "a change it builds on was refused".into(),
+            )?;
+            parked += 1;
+            continue;
+        };
+        let edit: Edit = serde_json::from_str(&edit)?;
+        let mut trial = doc.fork();
+        trial.set_actor(actor.clone());
+        let before = trial.get_heads();
+        let outcome = apply_edit(&mut trial, &edit, principal.user_id, at).and_then(|applied| {
+            if applied == Applied::Unchanged {
+                return Ok(None);
+            }
+            let ctx = WriteContext {
+                principal,
+                doc_id,
+                authority: Authority::Device,
+                catalog: catalog.as_ref(),
+            };
+            validate_change(&ctx, &trial, &before)?;
+            Ok(Some(()))
+        });
+        match outcome {
+            Ok(Some(())) => {
+                let change = trial
+                    .get_last_local_change()
+                    .ok_or_else(|| Error::corrupt("replayed change is missing"))?;
+                // The refused original is superseded once this replacement is accepted.
+                let original = if status == "rejected" {
+                    Some(old_hash)
+                } else {
+                    original
+                };
+                conn.execute(
+                        "UPDATE outbox SET hash = ?2, bytes = ?3, status = 'pending', original_hash = ?4 WHERE id = ?1",
+                        params![row, change.hash().0.to_vec(), change.raw_bytes().to_vec(), original],
+                    )?;
+                doc = trial;
+                replayed += 1;
+            }
+            Ok(None) => {
+                // Already in the server's state (approved meanwhile): nothing left to do.
+                conn.execute("DELETE FROM outbox WHERE id = ?1", [row])?;
+            }
+            Err(e) => {
+                park(conn, e.code(), e.to_string())?;
+                parked += 1;
+            }
+        }
+    }
+    projection::project_doc(conn, doc_id, &doc, changes)?;
+    docs.replace(conn, doc_id, doc, true)?;
+    changes.outbox = true;
+    Ok((replayed, parked))
+}

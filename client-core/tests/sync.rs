@@ -1,0 +1,406 @@
+//! The sans-IO sync round against hand-written server answers: acknowledgements, refusals
+//! with rebase and replay, purges, review decisions. (The real server is exercised by the
+//! end-to-end tests in `tests/`.)
+
+mod common;
+
+use common::*;
+use fieldline_client_core::Replica;
+use fieldline_protocol::automerge::{ActorId, Automerge, Change, ReadDoc};
+use fieldline_protocol::ids::*;
+use fieldline_protocol::model::*;
+use fieldline_protocol::money::{Currency, Quantity};
+use fieldline_protocol::ops::{self, AccountInput, VisitReport};
+use fieldline_protocol::validate::Authority;
+use fieldline_protocol::wire::*;
+
+fn respond(
+    r: &Replica,
+    who: &fieldline_protocol::wire::Identity,
+    cursor: u64,
+    f: impl FnOnce(&SyncRequest, &mut SyncResponse),
+) -> fieldline_client_core::sync::SyncReport {
+    let req = r.prepare_sync(usize::MAX).unwrap();
+    let mut resp = SyncResponse {
+        cursor: Cursor(cursor),
+        more: false,
+        remaining: 0,
+        identity: who.clone(),
+        docs: vec![],
+        purged: vec![],
+        outcomes: vec![],
+        reviews: vec![],
+    };
+    f(&req, &mut resp);
+    r.apply_sync(&req, resp).unwrap()
+}
+
+fn accept_all(req: &SyncRequest, resp: &mut SyncResponse) {
+    for u in &req.uploads {
+        for c in &u.changes {
+            let hash = Change::from_bytes(c.0.clone()).unwrap().hash();
+            resp.outcomes.push(ChangeOutcome {
+                doc: u.doc,
+                hash: hash.into(),
+                result: Outcome::Accepted,
+            });
+        }
+    }
+}
+
+fn reject_all(review: i64, code: &str) -> impl Fn(&SyncRequest, &mut SyncResponse) + '_ {
+    move |req, resp| {
+        for u in &req.uploads {
+            for c in &u.changes {
+                let hash = Change::from_bytes(c.0.clone()).unwrap().hash();
+                resp.outcomes.push(ChangeOutcome {
+                    doc: u.doc,
+                    hash: hash.into(),
+                    result: Outcome::Rejected {
+                        review_id: review,
+                        code: code.into(),
+                        message: "refused".into(),
+                    },
+                });
+            }
+        }
+    }
+}
+
+/// A rep's replica with one synced account, and the server's copy of that account.
+fn synced_account(dir: &std::path::Path, org: &Org) -> (Replica, AccountId, Automerge) {
+    let (r, _) = open(&dir.join("rep.db"), &org.rep);
+    let a = r
+        .create_account(
+            &AccountInput::named("Secret Customer 秘密客户", Currency::CNY),
+            Visibility::Private,
+            "",
+            &[],
+        )
+        .unwrap();
+    let report = respond(&r, &org.rep, 5, accept_all);
+    assert_eq!((report.uploaded, report.accepted), (1, 1));
+    assert_eq!(r.pending_changes().unwrap(), 0);
+    assert_eq!(r.cursor().unwrap(), Cursor(5));
+    let server = Automerge::load(&r.save_document(DocId::Account(a)).unwrap().unwrap())
+        .unwrap()
+        .with_actor(ActorId::random());
+    (r, a, server)
+}
+
+#[test]
+fn nothing_to_say_is_a_tiny_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::new();
+    let (r, _, _) = synced_account(dir.path(), &org);
+    let req = r.prepare_sync(usize::MAX).unwrap();
+    assert!(req.uploads.is_empty());
+    assert!(encode(&req).len() < 64);
+    assert_eq!(
+        req,
+        r.prepare_sync(usize::MAX).unwrap(),
+        "preparing twice gives the same request"
+    );
+}
+
+#[test]
+fn visit_kept_when_the_account_was_shared_with_the_team_and_reassigned_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::new();
+    let (r, a, mut server) = synced_account(dir.path(), &org);
+    // While the rep is offline, the manager gives the account to a colleague, shared with the team.
+    let acl = AccountAcl {
+        owner: org.rep2.principal.user_id,
+        team: org.team,
+        visibility: Visibility::Team,
+    };
+    apply(
+        &mut server,
+        &ops::set_account_acl(a, acl),
+        &org.manager.principal,
+        Authority::Server,
+    );
+    // Offline, the rep logs a visit on it (their replica still says they own it).
+    let visit = r
+        .log_visit(
+            a,
+            None,
+            Some("offline visit"),
+            &VisitReport {
+                outcome: Some("ordered".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let whole = server.save();
+    let report = respond(&r, &org.rep, 9, |req, resp| {
+        reject_all(7, "forbidden")(req, resp);
+        resp.docs.push(DocPayload {
+            doc: DocId::Account(a),
+            data: DocData::Whole(vec![Bytes(whole.clone())]),
+        });
+    });
+    assert_eq!((report.rejected, report.replayed, report.parked), (1, 1, 0));
+    // The replica is back in line with the server (new owner) and still has the visit.
+    let acc = r.account(a).unwrap().unwrap();
+    assert_eq!(acc.acl.owner, org.rep2.principal.user_id);
+    assert_eq!(
+        r.visit(visit).unwrap().unwrap().purpose.as_deref(),
+        Some("offline visit")
+    );
+    assert_eq!(
+        r.pending_changes().unwrap(),
+        1,
+        "the replayed visit waits for upload"
+    );
+    assert!(r.parked_writes().unwrap().is_empty());
+    // The replay is accepted; the refused original is then reported as superseded.
+    let req = r.prepare_sync(usize::MAX).unwrap();
+    let replay = Change::from_bytes(req.uploads[0].changes[0].0.clone()).unwrap();
+    assert!(
+        replay
+            .deps()
+            .iter()
+            .all(|d| server.get_change_by_hash(d).is_some()),
+        "the replay builds on the server's state only"
+    );
+    server.apply_changes([replay]).unwrap();
+    respond(&r, &org.rep, 10, accept_all);
+    let req = r.prepare_sync(usize::MAX).unwrap();
+    assert_eq!(req.superseded.len(), 1);
+    respond(&r, &org.rep, 11, |_, _| {});
+    assert!(r.prepare_sync(usize::MAX).unwrap().superseded.is_empty());
+}
+
+#[test]
+fn a_private_account_reassigned_offline_is_purged_and_the_visit_parked() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::new();
+    let (r, a, _server) = synced_account(dir.path(), &org);
+    r.add_contact(
+        a,
+        &ops::ContactInput {
+            name: "联系人甲".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    respond(&r, &org.rep, 6, accept_all);
+    r.log_visit(a, None, Some("offline visit"), &VisitReport::default())
+        .unwrap();
+    let report = respond(&r, &org.rep, 9, |req, resp| {
+        reject_all(8, "forbidden")(req, resp);
+        resp.purged.push(DocId::Account(a));
+    });
+    assert_eq!((report.rejected, report.purged), (1, 1));
+    assert!(report.changes.purged.contains(&a));
+    assert!(r.account(a).unwrap().is_none());
+    assert!(r.search_accounts("秘密", 10).unwrap().is_empty());
+    assert!(
+        r.document_ids()
+            .unwrap()
+            .iter()
+            .all(|d| *d != DocId::Account(a))
+    );
+    let parked = r.parked_writes().unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(
+        (parked[0].review_id, parked[0].action.as_deref()),
+        (Some(8), Some("log_visit"))
+    );
+    // Nothing of the account is left in the file: not its name, not its contact.
+    drop(r);
+    for f in ["rep.db", "rep.db-wal"] {
+        let bytes = std::fs::read(dir.path().join(f)).unwrap_or_default();
+        for needle in ["Secret Customer", "秘密客户", "联系人甲"] {
+            assert!(
+                !contains(&bytes, needle.as_bytes()),
+                "{f} still holds {needle}"
+            );
+        }
+    }
+    // A manager approves the parked visit: the device drops its parked copy.
+    let (r, _) = open(&dir.path().join("rep.db"), &org.rep);
+    respond(&r, &org.rep, 12, |_, resp| {
+        resp.reviews.push(ReviewNotice {
+            review_id: 8,
+            doc: DocId::Account(a),
+            hash: Hash([0; 32]),
+            status: ReviewStatus::Approved,
+        });
+    });
+    assert!(r.parked_writes().unwrap().is_empty());
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn an_edit_to_an_order_submitted_elsewhere_is_parked() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::new();
+    let (r, a, mut server) = synced_account(dir.path(), &org);
+    let (cat, products) = catalog(&org.admin.principal, 2);
+    r.import_documents(&[(DocId::Catalog, cat.save())], &mut |_, _| {})
+        .unwrap();
+    let order = r.create_order(a, None, None).unwrap();
+    let line = r
+        .add_order_line(a, order, products[0], Quantity::whole(2), 0)
+        .unwrap();
+    let req = r.prepare_sync(usize::MAX).unwrap();
+    for c in &req.uploads[0].changes {
+        server
+            .apply_changes([Change::from_bytes(c.0.clone()).unwrap()])
+            .unwrap();
+    }
+    respond(&r, &org.rep, 7, accept_all);
+    // The rep's tablet submits the order; the phone, offline, changes the quantity.
+    apply(
+        &mut server,
+        &ops::submit_order(a, order, T0),
+        &org.rep.principal,
+        Authority::Device,
+    );
+    r.update_order_line(a, order, line, Quantity::whole(5), 0)
+        .unwrap();
+    let whole = server.save();
+    let report = respond(&r, &org.rep, 9, |req, resp| {
+        reject_all(11, "locked")(req, resp);
+        resp.docs.push(DocPayload {
+            doc: DocId::Account(a),
+            data: DocData::Whole(vec![Bytes(whole.clone())]),
+        });
+    });
+    assert_eq!((report.replayed, report.parked), (0, 1));
+    let detail = r.order(order).unwrap().unwrap();
+    assert_eq!(detail.order.status, OrderStatus::Submitted);
+    assert_eq!(
+        detail.order.lines[0].quantity,
+        Quantity::whole(2),
+        "the server's order stands"
+    );
+    let parked = r.parked_writes().unwrap();
+    assert_eq!(
+        (parked[0].review_id, parked[0].code.as_deref()),
+        (Some(11), Some("locked"))
+    );
+    // The replica keeps working on the rebased document.
+    r.log_visit(a, None, None, &VisitReport::default()).unwrap();
+}
+
+#[test]
+fn changes_from_the_server_are_applied_and_projected() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::new();
+    let (r, a, mut server) = synced_account(dir.path(), &org);
+    let before = server.get_heads();
+    apply(
+        &mut server,
+        &ops::plan_visit(a, VisitId::new(), T0 + 1000, Some("manager planned")),
+        &org.manager.principal,
+        Authority::Device,
+    );
+    let changes: Vec<Bytes> = server
+        .get_changes(&before)
+        .iter()
+        .map(|c| Bytes(c.raw_bytes().to_vec()))
+        .collect();
+    let report = respond(&r, &org.rep, 20, |_, resp| {
+        resp.docs.push(DocPayload {
+            doc: DocId::Account(a),
+            data: DocData::Changes(changes.clone()),
+        });
+    });
+    assert!(report.changes.accounts.contains(&a));
+    assert_eq!(
+        r.upcoming_visits(T0, 10).unwrap()[0]
+            .visit
+            .purpose
+            .as_deref(),
+        Some("manager planned")
+    );
+    // Receiving the same changes twice is harmless.
+    respond(&r, &org.rep, 21, |_, resp| {
+        resp.docs.push(DocPayload {
+            doc: DocId::Account(a),
+            data: DocData::Changes(changes.clone()),
+        });
+    });
+    assert_eq!(r.visits(a).unwrap().len(), 1);
+    // Changes for a document this replica never had: it asks for it whole.
+    let other = AccountId::new();
+    let mut foreign = fieldline_protocol::doc::skeleton(&DocId::Account(other))
+        .unwrap()
+        .with_actor(ActorId::random());
+    let b = foreign.get_heads();
+    let acl = AccountAcl {
+        owner: org.rep.principal.user_id,
+        team: org.team,
+        visibility: Visibility::Private,
+    };
+    apply(
+        &mut foreign,
+        &ops::create_account(
+            other,
+            acl,
+            &AccountInput::named("New", Currency::CNY),
+            "",
+            &[],
+        ),
+        &org.manager.principal,
+        Authority::Server,
+    );
+    let v = foreign.get_heads();
+    apply(
+        &mut foreign,
+        &ops::plan_visit(other, VisitId::new(), T0, None),
+        &org.rep.principal,
+        Authority::Device,
+    );
+    let tail: Vec<Bytes> = foreign
+        .get_changes(&v)
+        .iter()
+        .map(|c| Bytes(c.raw_bytes().to_vec()))
+        .collect();
+    let _ = b;
+    respond(&r, &org.rep, 22, |_, resp| {
+        resp.docs.push(DocPayload {
+            doc: DocId::Account(other),
+            data: DocData::Changes(tail.clone()),
+        })
+    });
+    assert_eq!(
+        r.prepare_sync(usize::MAX).unwrap().want_full,
+        vec![DocId::Account(other)]
+    );
+    respond(&r, &org.rep, 23, |_, resp| {
+        resp.docs.push(DocPayload {
+            doc: DocId::Account(other),
+            data: DocData::Whole(vec![Bytes(foreign.save())]),
+        })
+    });
+    assert!(r.prepare_sync(usize::MAX).unwrap().want_full.is_empty());
+    assert_eq!(r.account(other).unwrap().unwrap().name, "New");
+    assert_eq!(r.visits(other).unwrap().len(), 1);
+}
+
+#[test]
+fn a_response_for_another_user_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::new();
+    let (r, _, _) = synced_account(dir.path(), &org);
+    let req = r.prepare_sync(usize::MAX).unwrap();
+    let resp = SyncResponse {
+        cursor: Cursor(99),
+        more: false,
+        remaining: 0,
+        identity: org.rep2.clone(),
+        docs: vec![],
+        purged: vec![],
+        outcomes: vec![],
+        reviews: vec![],
+    };
+    assert!(r.apply_sync(&req, resp).is_err());
+    assert_eq!(r.cursor().unwrap(), Cursor(5));
+}
