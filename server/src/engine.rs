@@ -1,0 +1,884 @@
+//! The document engine: judges uploads, applies the server's own edits, approves reviewed
+//! changes — all through the protocol's one validator — and keeps a bounded cache of loaded
+//! documents.
+//!
+//! Each upload is judged change by change, in dependency order, on a fork of the stored
+//! document: a change that passes becomes part of the fork, one that fails is parked in
+//! the review queue (as is every change built on it). Only then are the accepted changes
+//! stored and the document's metadata refreshed, in one transaction, so no one can ever
+//! read a change that was not judged.
+//!
+//! Memory stays bounded: at most `cache_docs` documents are kept loaded, whatever the
+//! number stored; a per-document lock (striped, so bounded too) serialises writers of
+//! the same document.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::num::NonZeroUsize;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc, transaction::CommitOptions};
+use fieldline_protocol::access::{Principal, can_read_doc};
+use fieldline_protocol::doc::{Catalog, Reader, skeleton};
+use fieldline_protocol::ids::*;
+use fieldline_protocol::model::AccountAcl;
+use fieldline_protocol::ops::{Applied, Edit};
+use fieldline_protocol::validate::{Authority, WriteContext, validate_change};
+use fieldline_protocol::wire::{ChangeOutcome, Hash, Outcome, ReviewStatus};
+use lru::LruCache;
+use tokio::sync::broadcast;
+
+use crate::metrics::Metrics;
+use crate::store::*;
+use crate::{Error, Result};
+
+/// Compact a document into a snapshot once this many changes follow the last one.
+const COMPACT_AFTER: u64 = 64;
+const STRIPES: usize = 64;
+
+/// Something that happened, for live push to connected devices.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A document changed (new changes at `seq`); `meta` tells who may read it now.
+    Doc {
+        seq: Seq,
+        meta: DocMeta,
+        acl_changed: bool,
+    },
+    /// A user's memberships or role changed.
+    Access { user: UserId },
+    /// A review item of this user was resolved.
+    Review { user: UserId },
+}
+
+/// One uploaded document's changes, already parsed.
+pub struct ParsedUpload {
+    pub doc: DocId,
+    pub changes: Vec<Change>,
+}
+
+pub struct Engine {
+    store: Arc<dyn Store>,
+    cache: Mutex<LruCache<DocId, Automerge>>,
+    stripes: Vec<Mutex<()>>,
+    /// This process's actor for the server's own edits (each process has its own, so
+    /// several nodes never reuse a sequence number).
+    actor: ActorId,
+    catalog: Mutex<Option<(Vec<ChangeHash>, Arc<Catalog>)>>,
+    events: broadcast::Sender<Event>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+/// Owner, team, visibility and name of a document, from its content.
+pub fn meta_of(doc_id: DocId, doc: &Automerge) -> Result<DocMeta> {
+    let r = Reader::new(doc);
+    Ok(match doc_id {
+        DocId::Account(_) => {
+            let acl = r.account_acl()?;
+            let name = r
+                .record(&fieldline_protocol::schema::RecordPath::Account)?
+                .and_then(|f| f.string("name"));
+            DocMeta {
+                doc_id,
+                owner: acl.map(|a| a.owner),
+                team: acl.map(|a| a.team),
+                visibility: acl.map(|a| a.visibility),
+                name,
+            }
+        }
+        DocId::User(u) => DocMeta {
+            doc_id,
+            owner: Some(u),
+            team: None,
+            visibility: None,
+            name: None,
+        },
+        DocId::Catalog => DocMeta {
+            doc_id,
+            owner: None,
+            team: None,
+            visibility: None,
+            name: None,
+        },
+    })
+}
+
+/// The ACL a metadata row implies for account documents.
+pub fn acl_of(meta: &DocMeta) -> Option<AccountAcl> {
+    Some(AccountAcl {
+        owner: meta.owner?,
+        team: meta.team?,
+        visibility: meta.visibility?,
+    })
+}
+
+/// Orders a batch so that every change comes after the changes of the batch it depends on.
+fn dependency_order(changes: Vec<Change>) -> Vec<Change> {
+    let in_batch: BTreeSet<ChangeHash> = changes.iter().map(|c| c.hash()).collect();
+    let mut pending: Vec<Change> = changes;
+    let mut done: BTreeSet<ChangeHash> = BTreeSet::new();
+    let mut out = Vec::with_capacity(pending.len());
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut rest = Vec::new();
+        for c in pending {
+            if c.deps()
+                .iter()
+                .all(|d| !in_batch.contains(d) || done.contains(d))
+            {
+                done.insert(c.hash());
+                out.push(c);
+            } else {
+                rest.push(c);
+            }
+        }
+        if rest.len() == before {
+            // A cycle cannot happen with real hashes; keep the rest in the given order.
+            out.extend(rest);
+            break;
+        }
+        pending = rest;
+    }
+    out
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, cache_docs: usize, metrics: Arc<Metrics>) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Engine {
+            store,
+            cache: Mutex::new(LruCache::new(
+                NonZeroUsize::new(cache_docs.max(1)).unwrap_or(NonZeroUsize::MIN),
+            )),
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            actor: ActorId::random(),
+            catalog: Mutex::new(None),
+            events,
+            metrics,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    pub fn publish(&self, event: Event) {
+        // No subscribers is normal (no device online).
+        let _ = self.events.send(event);
+    }
+
+    fn stripe(&self, doc: DocId) -> MutexGuard<'_, ()> {
+        use std::hash::{Hash as _, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        doc.hash(&mut h);
+        let i = (h.finish() as usize) % self.stripes.len();
+        self.stripes[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes a document out of the cache or loads it; `None` if it is not stored.
+    /// Call with the document's stripe held.
+    fn take(&self, doc: DocId) -> Result<Option<Automerge>> {
+        if let Some(d) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop(&doc)
+        {
+            self.metrics.inc(&self.metrics.doc_cache_hits);
+            return Ok(Some(d));
+        }
+        self.metrics.inc(&self.metrics.doc_loads);
+        let Some(stored) = self.store.load_doc(doc)? else {
+            return Ok(None);
+        };
+        let mut d = Automerge::new();
+        for part in &stored.parts {
+            d.load_incremental(part).map_err(|e| {
+                Error::Internal(format!("stored document {doc} does not load: {e}"))
+            })?;
+        }
+        Ok(Some(d))
+    }
+
+    fn give_back(&self, doc: DocId, d: Automerge) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(doc, d);
+    }
+
+    /// How many documents are loaded right now.
+    pub fn cached_documents(&self) -> usize {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// The typed catalog (for checking ordered products), rebuilt when the catalog changes.
+    pub fn catalog(&self) -> Result<Arc<Catalog>> {
+        let doc = {
+            let _g = self.stripe(DocId::Catalog);
+            let d = self.take(DocId::Catalog)?;
+            let heads = d.as_ref().map(Automerge::get_heads).unwrap_or_default();
+            let cached = self
+                .catalog
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some((h, c)) = cached
+                && h == heads
+            {
+                if let Some(d) = d {
+                    self.give_back(DocId::Catalog, d);
+                }
+                return Ok(c);
+            }
+            let c = Arc::new(match &d {
+                Some(d) => Reader::new(d).catalog()?,
+                None => Catalog::default(),
+            });
+            *self.catalog.lock().unwrap_or_else(|p| p.into_inner()) = Some((heads, c.clone()));
+            if let Some(d) = d {
+                self.give_back(DocId::Catalog, d);
+            }
+            c
+        };
+        Ok(doc)
+    }
+
+    /// Judges and stores one device's uploads. Returns one outcome per uploaded change.
+    pub fn upload(
+        &self,
+        p: &Principal,
+        device: DeviceId,
+        uploads: Vec<ParsedUpload>,
+        now: i64,
+    ) -> Result<Vec<ChangeOutcome>> {
+        let mut outcomes = Vec::new();
+        if uploads.is_empty() {
+            return Ok(outcomes);
+        }
+        let catalog = self.catalog()?;
+        for up in uploads {
+            outcomes.extend(self.upload_doc(p, device, up, &catalog, now)?);
+        }
+        Ok(outcomes)
+    }
+
+    fn park(
+        &self,
+        p: &Principal,
+        device: DeviceId,
+        doc: DocId,
+        c: &Change,
+        code: &str,
+        message: &str,
+        now: i64,
+    ) -> Result<ChangeOutcome> {
+        let review_id = self.store.park(&NewReview {
+            doc_id: doc,
+            hash: c.hash(),
+            bytes: c.raw_bytes().to_vec(),
+            user: p.user_id,
+            device,
+            code: code.to_owned(),
+            message: message.to_owned(),
+            received_at: now,
+        })?;
+        self.metrics.inc(&self.metrics.changes_rejected);
+        tracing::info!(user = %p.user_id, doc = %doc, code, review_id, "change refused and parked for review");
+        Ok(ChangeOutcome {
+            doc,
+            hash: c.hash().into(),
+            result: Outcome::Rejected {
+                review_id,
+                code: code.to_owned(),
+                message: message.to_owned(),
+            },
+        })
+    }
+
+    fn upload_doc(
+        &self,
+        p: &Principal,
+        device: DeviceId,
+        up: ParsedUpload,
+        catalog: &Catalog,
+        now: i64,
+    ) -> Result<Vec<ChangeOutcome>> {
+        let doc_id = up.doc;
+        let _g = self.stripe(doc_id);
+        let meta = self.store.doc_meta(doc_id)?;
+        // Cheap refusals before loading anything: documents the user may not even read, and
+        // documents only the server creates.
+        let refusal = match (&meta, doc_id) {
+            (None, DocId::Account(_)) => None,
+            (None, _) => Some("this document does not exist"),
+            (Some(m), _) if !can_read_doc(p, &doc_id, acl_of(m).as_ref()) => {
+                Some("you may not read or write this document")
+            }
+            _ => None,
+        };
+        if let Some(message) = refusal {
+            return up
+                .changes
+                .iter()
+                .map(|c| self.park(p, device, doc_id, c, "forbidden", message, now))
+                .collect();
+        }
+        let stored = self.take(doc_id)?;
+        let is_new = stored.is_none();
+        let original = match stored {
+            Some(d) => d,
+            None => skeleton(&doc_id)?,
+        };
+        let mut doc = original.fork();
+        let mut outcomes = Vec::new();
+        let mut accepted: Vec<Change> = Vec::new();
+        let mut refused: BTreeSet<ChangeHash> = BTreeSet::new();
+        for c in dependency_order(up.changes) {
+            let hash = c.hash();
+            if doc.get_change_by_hash(&hash).is_some() {
+                outcomes.push(ChangeOutcome {
+                    doc: doc_id,
+                    hash: hash.into(),
+                    result: Outcome::Accepted,
+                });
+                continue;
+            }
+            let missing: Vec<ChangeHash> = c
+                .deps()
+                .iter()
+                .filter(|d| doc.get_change_by_hash(d).is_none())
+                .copied()
+                .collect();
+            let mut depends_on_refused = missing.iter().any(|d| refused.contains(d));
+            if !depends_on_refused {
+                for m in &missing {
+                    if self.store.parked_id(doc_id, m)?.is_some() {
+                        depends_on_refused = true;
+                        break;
+                    }
+                }
+            }
+            if depends_on_refused {
+                refused.insert(hash);
+                outcomes.push(self.park(
+                    p,
+                    device,
+                    doc_id,
+                    &c,
+                    "depends_on_rejected",
+                    "it builds on a change that was refused",
+                    now,
+                )?);
+                continue;
+            }
+            if !missing.is_empty() {
+                outcomes.push(ChangeOutcome {
+                    doc: doc_id,
+                    hash: hash.into(),
+                    result: Outcome::MissingDeps {
+                        missing: missing.into_iter().map(Hash::from).collect(),
+                    },
+                });
+                continue;
+            }
+            let before = doc.get_heads();
+            let mut trial = doc.fork();
+            let judged = catch_unwind(AssertUnwindSafe(|| -> fieldline_protocol::Result<()> {
+                trial.apply_changes([c.clone()])?;
+                let ctx = WriteContext {
+                    principal: p,
+                    doc_id,
+                    authority: Authority::Device,
+                    catalog: Some(catalog),
+                };
+                validate_change(&ctx, &trial, &before).map(|_| ())
+            }));
+            match judged {
+                Ok(Ok(())) => {
+                    doc = trial;
+                    outcomes.push(ChangeOutcome {
+                        doc: doc_id,
+                        hash: hash.into(),
+                        result: Outcome::Accepted,
+                    });
+                    accepted.push(c);
+                }
+                Ok(Err(e)) => {
+                    refused.insert(hash);
+                    outcomes.push(self.park(
+                        p,
+                        device,
+                        doc_id,
+                        &c,
+                        e.code(),
+                        &e.to_string(),
+                        now,
+                    )?);
+                }
+                Err(_) => {
+                    refused.insert(hash);
+                    outcomes.push(self.park(
+                        p,
+                        device,
+                        doc_id,
+                        &c,
+                        "malformed_change",
+                        "the change could not be applied",
+                        now,
+                    )?);
+                }
+            }
+        }
+        if accepted.is_empty() {
+            if !is_new {
+                self.give_back(doc_id, original);
+            }
+            return Ok(outcomes);
+        }
+        let mut changes: Vec<NewChange> = Vec::new();
+        if is_new {
+            for mut s in original.get_changes(&[]) {
+                changes.push(NewChange {
+                    hash: s.hash(),
+                    bytes: s.bytes().to_vec(),
+                });
+            }
+        }
+        changes.extend(accepted.iter().map(|c| NewChange {
+            hash: c.hash(),
+            bytes: c.raw_bytes().to_vec(),
+        }));
+        let commit = DocCommit {
+            meta: meta_of(doc_id, &doc)?,
+            changes,
+            heads: doc.get_heads(),
+            user: Some(p.user_id),
+            device: Some(device),
+            source: Source::Sync,
+            received_at: now,
+            acl_changed: false,
+        };
+        self.store_commit(doc_id, &doc, &commit)?;
+        self.metrics
+            .add(&self.metrics.changes_accepted, accepted.len() as u64);
+        self.give_back(doc_id, doc);
+        Ok(outcomes)
+    }
+
+    /// Stores a commit, compacts when due, and announces it.
+    fn store_commit(
+        &self,
+        doc_id: DocId,
+        doc: &Automerge,
+        commit: &DocCommit,
+    ) -> Result<CommitResult> {
+        let result = self.store.commit(commit)?;
+        if result.stored > 0 {
+            if result.tail >= COMPACT_AFTER {
+                self.store
+                    .write_snapshot(doc_id, &doc.save(), result.last_seq)?;
+            }
+            self.publish(Event::Doc {
+                seq: result.last_seq,
+                meta: commit.meta.clone(),
+                acl_changed: commit.acl_changed,
+            });
+        }
+        Ok(result)
+    }
+
+    /// Applies edits on the server's own authority (manager API, back office, imports): the
+    /// caller has checked permissions; the schema and lifecycle rules still apply.
+    /// Creates the document from its skeleton if it does not exist.
+    pub fn server_edit(&self, requested_by: UserId, edits: &[Edit], now: i64) -> Result<()> {
+        let mut by_doc: BTreeMap<DocId, Vec<&Edit>> = BTreeMap::new();
+        for e in edits {
+            by_doc.entry(e.doc).or_default().push(e);
+        }
+        let catalog = self.catalog()?;
+        let principal = self
+            .store
+            .principal(requested_by, fieldline_protocol::model::Role::Admin)?;
+        for (doc_id, edits) in by_doc {
+            let _g = self.stripe(doc_id);
+            let stored = self.take(doc_id)?;
+            let is_new = stored.is_none();
+            let original = match stored {
+                Some(d) => d,
+                None => skeleton(&doc_id)?,
+            };
+            let mut doc = original.fork();
+            doc.set_actor(self.actor.clone());
+            let start = if is_new { Vec::new() } else { doc.get_heads() };
+            let mut acl_changed = false;
+            let result = (|| -> Result<()> {
+                for edit in edits {
+                    let before = doc.get_heads();
+                    let mut tx = doc.transaction();
+                    match edit.apply(&mut tx, requested_by, now) {
+                        Ok(Applied::Changed) => {
+                            tx.commit_with(
+                                CommitOptions::default()
+                                    .with_message(edit.action.clone())
+                                    .with_time(now),
+                            );
+                        }
+                        Ok(Applied::Unchanged) => {
+                            tx.rollback();
+                            continue;
+                        }
+                        Err(e) => {
+                            tx.rollback();
+                            return Err(e.into());
+                        }
+                    }
+                    let ctx = WriteContext {
+                        principal: &principal,
+                        doc_id,
+                        authority: Authority::Server,
+                        catalog: Some(&catalog),
+                    };
+                    acl_changed |= validate_change(&ctx, &doc, &before)?.acl_changed;
+                }
+                Ok(())
+            })();
+            if let Err(e) = result {
+                if !is_new {
+                    self.give_back(doc_id, original);
+                }
+                return Err(e);
+            }
+            let changes: Vec<NewChange> = doc
+                .get_changes(&start)
+                .into_iter()
+                .map(|mut c| NewChange {
+                    hash: c.hash(),
+                    bytes: c.bytes().to_vec(),
+                })
+                .collect();
+            if !changes.is_empty() {
+                let commit = DocCommit {
+                    meta: meta_of(doc_id, &doc)?,
+                    changes,
+                    heads: doc.get_heads(),
+                    user: Some(requested_by),
+                    device: None,
+                    source: if is_new {
+                        Source::Skeleton
+                    } else {
+                        Source::Server
+                    },
+                    received_at: now,
+                    acl_changed,
+                };
+                self.store_commit(doc_id, &doc, &commit)?;
+            }
+            self.give_back(doc_id, doc);
+        }
+        Ok(())
+    }
+
+    /// Makes sure a server-created document (a user's, the catalog) exists.
+    pub fn ensure_doc(&self, doc_id: DocId, now: i64) -> Result<()> {
+        let _g = self.stripe(doc_id);
+        if self.store.doc_meta(doc_id)?.is_some() {
+            return Ok(());
+        }
+        let doc = skeleton(&doc_id)?;
+        let changes = doc
+            .get_changes(&[])
+            .into_iter()
+            .map(|mut c| NewChange {
+                hash: c.hash(),
+                bytes: c.bytes().to_vec(),
+            })
+            .collect();
+        let commit = DocCommit {
+            meta: meta_of(doc_id, &doc)?,
+            changes,
+            heads: doc.get_heads(),
+            user: None,
+            device: None,
+            source: Source::Skeleton,
+            received_at: now,
+            acl_changed: false,
+        };
+        self.store_commit(doc_id, &doc, &commit)?;
+        Ok(())
+    }
+
+    /// Stores a whole document built elsewhere (demo data, imports), after judging every
+    /// change on the server's authority.
+    pub fn import_doc(
+        &self,
+        doc_id: DocId,
+        doc: &Automerge,
+        by: Option<UserId>,
+        now: i64,
+    ) -> Result<()> {
+        let _g = self.stripe(doc_id);
+        let skel = skeleton(&doc_id)?;
+        if doc.get_change_by_hash(&skel.get_heads()[0]).is_none() {
+            return Err(Error::bad_request(
+                "invalid_document",
+                format!("document {doc_id} does not start from its skeleton"),
+            ));
+        }
+        let changes: Vec<NewChange> = doc
+            .get_changes(&[])
+            .into_iter()
+            .map(|mut c| NewChange {
+                hash: c.hash(),
+                bytes: c.bytes().to_vec(),
+            })
+            .collect();
+        let commit = DocCommit {
+            meta: meta_of(doc_id, doc)?,
+            changes,
+            heads: doc.get_heads(),
+            user: by,
+            device: None,
+            source: Source::Import,
+            received_at: now,
+            acl_changed: true,
+        };
+        let result = self.store.commit(&commit)?;
+        if result.stored > 0 {
+            self.store
+                .write_snapshot(doc_id, &doc.save(), result.last_seq)?;
+            self.publish(Event::Doc {
+                seq: result.last_seq,
+                meta: commit.meta,
+                acl_changed: true,
+            });
+        }
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop(&doc_id);
+        Ok(())
+    }
+
+    /// Reads a document (for API views); `None` if it is not stored.
+    pub fn read<T>(
+        &self,
+        doc_id: DocId,
+        f: impl FnOnce(&Automerge) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let _g = self.stripe(doc_id);
+        let Some(doc) = self.take(doc_id)? else {
+            return Ok(None);
+        };
+        let out = f(&doc);
+        self.give_back(doc_id, doc);
+        out.map(Some)
+    }
+
+    /// May `reviewer` decide on this review item?
+    pub fn may_review(reviewer: &Principal, row: &ReviewRow) -> bool {
+        reviewer.is_admin()
+            || row.doc_team.is_some_and(|t| reviewer.manages(t))
+            || reviewer.manages_user(row.user_id)
+            || matches!(row.doc_id, DocId::User(u) if reviewer.manages_user(u))
+    }
+
+    /// Applies a parked change after all: the reviewer vouches for access; every other rule
+    /// is checked again, as the change's author, against the document as it is now.
+    pub fn approve(
+        &self,
+        review_id: i64,
+        reviewer: &Principal,
+        note: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        let (row, bytes) = self
+            .store
+            .review(review_id)?
+            .ok_or_else(|| Error::NotFound(format!("review item {review_id}")))?;
+        if !Self::may_review(reviewer, &row) {
+            return Err(Error::Forbidden(
+                "decide on this review item (it is not from your teams)".into(),
+            ));
+        }
+        if row.status != ReviewStatus::Open {
+            return Err(Error::conflict(
+                "already_resolved",
+                format!("review item {review_id} is already {}", row.status.as_str()),
+            ));
+        }
+        let change = Change::from_bytes(bytes)
+            .map_err(|e| Error::Internal(format!("parked change does not decode: {e}")))?;
+        let author_role = self
+            .store
+            .user(row.user_id)?
+            .map(|u| u.role)
+            .unwrap_or(fieldline_protocol::model::Role::Rep);
+        let author = self.store.principal(row.user_id, author_role)?;
+        let catalog = self.catalog()?;
+        let doc_id = row.doc_id;
+        {
+            let _g = self.stripe(doc_id);
+            let stored = self.take(doc_id)?;
+            let is_new = stored.is_none();
+            let original = match stored {
+                Some(d) => d,
+                None => skeleton(&doc_id)?,
+            };
+            let give_back = |d: Automerge| {
+                if !is_new {
+                    self.give_back(doc_id, d);
+                }
+            };
+            let missing: Vec<ChangeHash> = change
+                .deps()
+                .iter()
+                .filter(|d| original.get_change_by_hash(d).is_none())
+                .copied()
+                .collect();
+            if !missing.is_empty() {
+                let mut first = Vec::new();
+                for m in &missing {
+                    if let Some(id) = self.store.parked_id(doc_id, m)? {
+                        first.push(format!("#{id}"));
+                    }
+                }
+                give_back(original);
+                return Err(Error::conflict(
+                    "missing_dependencies",
+                    if first.is_empty() {
+                        "this change builds on changes the server does not have".to_owned()
+                    } else {
+                        format!(
+                            "approve review item {} first: this change builds on it",
+                            first.join(", ")
+                        )
+                    },
+                ));
+            }
+            let before = original.get_heads();
+            let mut trial = original.fork();
+            let judged = catch_unwind(AssertUnwindSafe(|| -> fieldline_protocol::Result<bool> {
+                trial.apply_changes([change.clone()])?;
+                let ctx = WriteContext {
+                    principal: &author,
+                    doc_id,
+                    authority: Authority::Review,
+                    catalog: Some(&catalog),
+                };
+                Ok(validate_change(&ctx, &trial, &before)?.acl_changed)
+            }));
+            let acl_changed = match judged {
+                Ok(Ok(acl)) => acl,
+                Ok(Err(e)) => {
+                    give_back(original);
+                    return Err(Error::conflict(
+                        "still_refused",
+                        format!("it still breaks a rule: {e}"),
+                    ));
+                }
+                Err(_) => {
+                    give_back(original);
+                    return Err(Error::conflict(
+                        "still_refused",
+                        "the change could not be applied",
+                    ));
+                }
+            };
+            let mut changes = Vec::new();
+            if is_new {
+                for mut s in original.get_changes(&[]) {
+                    changes.push(NewChange {
+                        hash: s.hash(),
+                        bytes: s.bytes().to_vec(),
+                    });
+                }
+            }
+            changes.push(NewChange {
+                hash: change.hash(),
+                bytes: change.raw_bytes().to_vec(),
+            });
+            let commit = DocCommit {
+                meta: meta_of(doc_id, &trial)?,
+                changes,
+                heads: trial.get_heads(),
+                user: Some(row.user_id),
+                device: Some(row.device_id),
+                source: Source::Review,
+                received_at: row.received_at,
+                acl_changed,
+            };
+            self.store_commit(doc_id, &trial, &commit)?;
+            self.give_back(doc_id, trial);
+        }
+        self.store.resolve_review(
+            review_id,
+            ReviewStatus::Approved,
+            reviewer.user_id,
+            note,
+            now,
+        )?;
+        self.publish(Event::Review { user: row.user_id });
+        Ok(())
+    }
+
+    pub fn dismiss(
+        &self,
+        review_id: i64,
+        reviewer: &Principal,
+        note: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        let (row, _) = self
+            .store
+            .review(review_id)?
+            .ok_or_else(|| Error::NotFound(format!("review item {review_id}")))?;
+        if !Self::may_review(reviewer, &row) {
+            return Err(Error::Forbidden(
+                "decide on this review item (it is not from your teams)".into(),
+            ));
+        }
+        if row.status != ReviewStatus::Open {
+            return Err(Error::conflict(
+                "already_resolved",
+                format!("review item {review_id} is already {}", row.status.as_str()),
+            ));
+        }
+        self.store.resolve_review(
+            review_id,
+            ReviewStatus::Dismissed,
+            reviewer.user_id,
+            note,
+            now,
+        )?;
+        self.publish(Event::Review { user: row.user_id });
+        Ok(())
+    }
+
+    /// Groups changes of uploads by document (a device may send a document twice).
+    pub fn group_uploads(parsed: Vec<(DocId, Change)>) -> Vec<ParsedUpload> {
+        let mut map: HashMap<DocId, usize> = HashMap::new();
+        let mut out: Vec<ParsedUpload> = Vec::new();
+        for (doc, c) in parsed {
+            let i = *map.entry(doc).or_insert_with(|| {
+                out.push(ParsedUpload {
+                    doc,
+                    changes: Vec::new(),
+                });
+                out.len() - 1
+            });
+            out[i].changes.push(c);
+        }
+        out
+    }
+}
