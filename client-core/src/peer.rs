@@ -16,7 +16,6 @@ use fieldline_protocol::ids::DocId;
 use fieldline_protocol::validate::touched_records;
 use rusqlite::{TransactionBehavior, params};
 
-use crate::docs::DocStore;
 use crate::{ChangeSet, Error, Replica, Result, projection};
 
 /// Per-peer, per-document sync states.
@@ -24,21 +23,17 @@ use crate::{ChangeSet, Error, Replica, Result, projection};
 pub(crate) struct PeerStates(HashMap<(String, DocId), State>);
 
 impl Replica {
-    /// The messages to send to `peer` now, one per document that has something to say.
-    /// `also` names documents the peer has that this replica may not know of yet.
-    pub fn peer_messages(&self, peer: &str, also: &[DocId]) -> Result<Vec<(DocId, Vec<u8>)>> {
+    /// The messages to send to `peer` now about the documents `shared` with it, one per
+    /// document that has something to say. The caller decides what is shared: a peer must
+    /// only ever be offered documents its user may read. Documents this replica lacks are
+    /// skipped; the peer that has them speaks first, and receiving its message creates them.
+    pub fn peer_messages(&self, peer: &str, shared: &[DocId]) -> Result<Vec<(DocId, Vec<u8>)>> {
         let mut inner = self.lock();
         let crate::replica::Inner {
             conn, docs, peers, ..
         } = &mut *inner;
-        let mut ids = DocStore::all_ids(conn)?;
-        for d in also {
-            if !ids.contains(d) {
-                ids.push(*d);
-            }
-        }
         let mut out = Vec::new();
-        for id in ids {
+        for &id in shared {
             let Some(doc) = docs.get(conn, id)? else {
                 continue;
             };

@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use automerge::{ActorId, Automerge, ChangeHash, transaction::CommitOptions};
+use automerge::{ActorId, Automerge, ChangeHash, Patch, PatchLog, transaction::CommitOptions};
 use fieldline_protocol::access::Principal;
 use fieldline_protocol::doc::{Catalog, Quote, Reader};
 use fieldline_protocol::ids::*;
@@ -23,7 +23,7 @@ use fieldline_protocol::money::{Currency, Quantity};
 use fieldline_protocol::ops::{
     self, AccountInput, Applied, ContactInput, Edit, TaskInput, VisitReport,
 };
-use fieldline_protocol::validate::{Authority, WriteContext, validate_change};
+use fieldline_protocol::validate::{Authority, WriteContext, validate_patches};
 use fieldline_protocol::wire::Identity;
 use rusqlite::{Connection, TransactionBehavior, params};
 
@@ -889,16 +889,16 @@ impl Inner {
                 touched_docs.push(edit.doc);
                 let (doc, _created) = self.docs.get_or_create(&tx, edit.doc)?;
                 let before = doc.get_heads();
-                if apply_edit(doc, edit, principal.user_id, now)? == Applied::Unchanged {
+                let Some(patches) = apply_edit(doc, edit, principal.user_id, now)? else {
                     continue;
-                }
+                };
                 let ctx = WriteContext {
                     principal: &principal,
                     doc_id: edit.doc,
                     authority: Authority::Device,
                     catalog: catalog.as_deref(),
                 };
-                let summary = validate_change(&ctx, doc, &before)?;
+                let summary = validate_patches(&ctx, doc, &before, &patches)?;
                 let change = doc
                     .get_last_local_change()
                     .ok_or_else(|| Error::corrupt("committed change is missing"))?;
@@ -929,26 +929,30 @@ impl Inner {
     }
 }
 
-/// Applies one edit in one automerge transaction; rolls back on error.
+/// Applies one edit in one automerge transaction (rolled back on error). Returns the patches
+/// the change made — collected while applying, far cheaper than diffing afterwards — or
+/// `None` if nothing changed.
 pub(crate) fn apply_edit(
     doc: &mut Automerge,
     edit: &Edit,
     user: UserId,
     now: i64,
-) -> Result<Applied> {
-    let mut tx = doc.transaction();
+) -> Result<Option<Vec<Patch>>> {
+    let mut tx = doc
+        .transaction_log_patches(PatchLog::active())
+        .map_err(|e| Error::corrupt(format!("patch log: {e}")))?;
     match edit.apply(&mut tx, user, now) {
         Ok(Applied::Changed) => {
-            tx.commit_with(
+            let (_, mut log) = tx.commit_with(
                 CommitOptions::default()
                     .with_message(edit.action.clone())
                     .with_time(now),
             );
-            Ok(Applied::Changed)
+            Ok(Some(doc.make_patches(&mut log)))
         }
         Ok(Applied::Unchanged) => {
             tx.rollback();
-            Ok(Applied::Unchanged)
+            Ok(None)
         }
         Err(e) => {
             tx.rollback();

@@ -17,10 +17,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
+use automerge::{ActorId, Automerge, Change, ChangeHash, PatchLog, ReadDoc};
 use fieldline_protocol::ids::DocId;
-use fieldline_protocol::ops::{Applied, Edit};
-use fieldline_protocol::validate::{Authority, WriteContext, touched_records, validate_change};
+use fieldline_protocol::ops::Edit;
+use fieldline_protocol::validate::{Authority, WriteContext, touched_by_patches, validate_patches};
 use fieldline_protocol::wire::{
     Bytes, ChangeOutcome, Cursor, DocData, DocUpload, Outcome, PROTOCOL_VERSION, ReviewNotice,
     ReviewStatus, SyncRequest, SyncResponse,
@@ -353,7 +353,6 @@ fn apply_changes(
     changes: &mut ChangeSet,
 ) -> Result<()> {
     let (doc, created) = docs.get_or_create(conn, doc_id)?;
-    let before = doc.get_heads();
     let mut fresh: Vec<(Change, Vec<u8>)> = Vec::new();
     for b in list {
         let c = Change::from_bytes(b.0.clone())
@@ -365,10 +364,13 @@ fn apply_changes(
     if fresh.is_empty() {
         return Ok(());
     }
-    doc.apply_changes(fresh.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>())?;
+    let mut log = PatchLog::active();
+    doc.apply_changes_log_patches(
+        fresh.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>(),
+        &mut log,
+    )?;
     let missing = !doc.get_missing_deps(&[]).is_empty();
-    let after = doc.get_heads();
-    let touched = touched_records(doc_id, doc, &before, &after);
+    let touched = touched_by_patches(doc_id, &doc.make_patches(&mut log));
     for (_, bytes) in &fresh {
         docs.append_change(conn, doc_id, bytes)?;
     }
@@ -450,17 +452,17 @@ fn rebase(
         let mut trial = doc.fork();
         trial.set_actor(actor.clone());
         let before = trial.get_heads();
-        let outcome = apply_edit(&mut trial, &edit, principal.user_id, at).and_then(|applied| {
-            if applied == Applied::Unchanged {
+        let outcome = apply_edit(&mut trial, &edit, principal.user_id, at).and_then(|patches| {
+            let Some(patches) = patches else {
                 return Ok(None);
-            }
+            };
             let ctx = WriteContext {
                 principal,
                 doc_id,
                 authority: Authority::Device,
                 catalog: catalog.as_ref(),
             };
-            validate_change(&ctx, &trial, &before)?;
+            validate_patches(&ctx, &trial, &before, &patches)?;
             Ok(Some(()))
         });
         match outcome {

@@ -393,8 +393,8 @@ fn replicas_merge_over_the_automerge_sync_protocol() {
                     if na == nb {
                         continue;
                     }
-                    let also = rb.document_ids().unwrap();
-                    for (doc, msg) in ra.peer_messages(nb, &also).unwrap() {
+                    let shared = [DocId::Account(a)];
+                    for (doc, msg) in ra.peer_messages(nb, &shared).unwrap() {
                         rb.receive_peer_message(na, doc, &msg).unwrap();
                     }
                 }

@@ -2907,25 +2907,4 @@ mod tests {
             replay(doc, DocId::User(*id), &org, None);
         }
     }
-
-    /// Run with `cargo test -p fieldline-server --lib demo::tests::benchmark_size --
-    /// --ignored --nocapture` (set `DEMO_ACCOUNTS` for another size).
-    #[test]
-    #[ignore = "slow: generates the benchmark data set"]
-    fn benchmark_size() {
-        let n = std::env::var("DEMO_ACCOUNTS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(2000);
-        let started = std::time::Instant::now();
-        let data = generate(&DemoSpec::single_rep(n, 3, 20, 5, 5, NOW)).unwrap();
-        let took = started.elapsed();
-        let accounts: usize = data.accounts.iter().map(|(_, d)| d.save().len()).sum();
-        let users: usize = data.user_docs.iter().map(|(_, d)| d.save().len()).sum();
-        let catalog = data.catalog.save().len();
-        println!(
-            "single_rep({n}, 3, 20, 5, 5): {took:?}; saved: accounts {accounts} B, users {users} B, catalog {catalog} B, total {} B",
-            accounts + users + catalog
-        );
-    }
 }

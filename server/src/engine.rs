@@ -17,13 +17,15 @@ use std::num::NonZeroUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc, transaction::CommitOptions};
+use automerge::{
+    ActorId, Automerge, Change, ChangeHash, PatchLog, ReadDoc, transaction::CommitOptions,
+};
 use fieldline_protocol::access::{Principal, can_read_doc};
 use fieldline_protocol::doc::{Catalog, Reader, skeleton};
 use fieldline_protocol::ids::*;
 use fieldline_protocol::model::AccountAcl;
 use fieldline_protocol::ops::{Applied, Edit};
-use fieldline_protocol::validate::{Authority, WriteContext, validate_change};
+use fieldline_protocol::validate::{Authority, WriteContext, validate_patches};
 use fieldline_protocol::wire::{ChangeOutcome, Hash, Outcome, ReviewStatus};
 use lru::LruCache;
 use tokio::sync::broadcast;
@@ -395,14 +397,16 @@ impl Engine {
             let before = doc.get_heads();
             let mut trial = doc.fork();
             let judged = catch_unwind(AssertUnwindSafe(|| -> fieldline_protocol::Result<()> {
-                trial.apply_changes([c.clone()])?;
+                let mut log = PatchLog::active();
+                trial.apply_changes_log_patches([c.clone()], &mut log)?;
+                let patches = trial.make_patches(&mut log);
                 let ctx = WriteContext {
                     principal: p,
                     doc_id,
                     authority: Authority::Device,
                     catalog: Some(catalog),
                 };
-                validate_change(&ctx, &trial, &before).map(|_| ())
+                validate_patches(&ctx, &trial, &before, &patches).map(|_| ())
             }));
             match judged {
                 Ok(Ok(())) => {
@@ -525,14 +529,17 @@ impl Engine {
             let result = (|| -> Result<()> {
                 for edit in edits {
                     let before = doc.get_heads();
-                    let mut tx = doc.transaction();
-                    match edit.apply(&mut tx, requested_by, now) {
+                    let mut tx = doc
+                        .transaction_log_patches(PatchLog::active())
+                        .map_err(|e| Error::Internal(format!("patch log: {e}")))?;
+                    let patches = match edit.apply(&mut tx, requested_by, now) {
                         Ok(Applied::Changed) => {
-                            tx.commit_with(
+                            let (_, mut log) = tx.commit_with(
                                 CommitOptions::default()
                                     .with_message(edit.action.clone())
                                     .with_time(now),
                             );
+                            doc.make_patches(&mut log)
                         }
                         Ok(Applied::Unchanged) => {
                             tx.rollback();
@@ -542,14 +549,14 @@ impl Engine {
                             tx.rollback();
                             return Err(e.into());
                         }
-                    }
+                    };
                     let ctx = WriteContext {
                         principal: &principal,
                         doc_id,
                         authority: Authority::Server,
                         catalog: Some(&catalog),
                     };
-                    acl_changed |= validate_change(&ctx, &doc, &before)?.acl_changed;
+                    acl_changed |= validate_patches(&ctx, &doc, &before, &patches)?.acl_changed;
                 }
                 Ok(())
             })();
@@ -769,14 +776,16 @@ impl Engine {
             let before = original.get_heads();
             let mut trial = original.fork();
             let judged = catch_unwind(AssertUnwindSafe(|| -> fieldline_protocol::Result<bool> {
-                trial.apply_changes([change.clone()])?;
+                let mut log = PatchLog::active();
+                trial.apply_changes_log_patches([change.clone()], &mut log)?;
+                let patches = trial.make_patches(&mut log);
                 let ctx = WriteContext {
                     principal: &author,
                     doc_id,
                     authority: Authority::Review,
                     catalog: Some(&catalog),
                 };
-                Ok(validate_change(&ctx, &trial, &before)?.acl_changed)
+                Ok(validate_patches(&ctx, &trial, &before, &patches)?.acl_changed)
             }));
             let acl_changed = match judged {
                 Ok(Ok(acl)) => acl,

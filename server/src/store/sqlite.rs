@@ -143,6 +143,11 @@ fn open_conn(path: &Path, writer: bool) -> StoreResult<Connection> {
     Ok(conn)
 }
 
+/// Brings a database to an older schema version, for upgrade tests.
+pub fn migrate_for_tests(conn: &mut Connection, target: usize) -> StoreResult<()> {
+    migrate(conn, target)
+}
+
 /// Brings a database to schema `target`.
 pub(crate) fn migrate(conn: &mut Connection, target: usize) -> StoreResult<()> {
     let from: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -689,6 +694,13 @@ impl Store for SqliteStore {
                 last = Some(seq);
                 stored += 1;
             }
+            // A device holds what it uploaded: the next round sends it only others' changes.
+            if let (Source::Sync, Some(u), Some(d), true) = (c.source, c.user, c.device, stored > 0) {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO device_docs (user_id, device_id, doc_id, sent_cursor) VALUES (?1, ?2, ?3, 0)",
+                )?
+                .execute(params![u.to_string(), d.to_string(), id])?;
+            }
             let existing: Option<(i64, i64)> =
                 tx.query_row("SELECT last_seq, tail FROM docs WHERE doc_id = ?1", [&id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
             let m = &c.meta;
@@ -697,7 +709,7 @@ impl Store for SqliteStore {
                 (None, Some(first), Some(last)) => {
                     tx.execute(
                         "INSERT INTO docs (doc_id, kind, owner, team, visibility, name, heads, last_seq, created_seq, acl_seq, tail)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?10)",
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10)",
                         params![id, m.doc_id.kind().as_str(), owner, team, vis, m.name, heads_blob(&c.heads), last as i64, first as i64, stored as i64],
                     )?;
                     Ok(CommitResult { stored, last_seq: last, tail: stored as u64 })
@@ -961,21 +973,21 @@ impl Store for SqliteStore {
             // What changed after the cursor (and, after an access change, what the device lacks).
             let unheld = if reconcile { "OR dd.sent_cursor IS NULL OR dd.sent_cursor > ?3" } else { "" };
             let feed_sql = format!(
-                "SELECT d.doc_id, d.last_seq, d.created_seq, d.acl_seq, dd.sent_cursor FROM docs d
+                "SELECT d.doc_id, d.last_seq, d.acl_seq, dd.sent_cursor FROM docs d
                  LEFT JOIN device_docs dd ON dd.user_id = ?1 AND dd.device_id = ?2 AND dd.doc_id = d.doc_id
                  WHERE d.last_seq <= ?4 AND (d.last_seq > ?3 {unheld}) AND {READABLE}
                  ORDER BY d.last_seq LIMIT ?5"
             );
             let limit = (req.max_docs.max(1) + 1) as i64;
-            let candidates: Vec<(String, i64, i64, i64, Option<i64>)> = tx
+            let candidates: Vec<(String, i64, i64, Option<i64>)> = tx
                 .prepare(&feed_sql)?
                 .query_map(rusqlite::params_from_iter(base(vec![limit.into()])), |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
             let mut last_included: Option<Seq> = None;
             let mut stopped = false;
-            for (id, last_seq, created_seq, acl_seq, sent_cursor) in &candidates {
+            for (id, last_seq, acl_seq, sent_cursor) in &candidates {
                 if whole_done.contains(id) {
                     last_included = Some(*last_seq as Seq);
                     continue;
@@ -986,8 +998,11 @@ impl Store for SqliteStore {
                     break;
                 }
                 let doc = DocId::parse(id).map_err(|e| corrupt(e.to_string()))?;
-                let confirmed = sent_cursor.is_some_and(|s| s as Seq <= cursor && cursor > 0);
-                let whole = !confirmed || *acl_seq as Seq > cursor || *created_seq as Seq > cursor;
+                // Held and confirmed (the device came back with a cursor covering the answer
+                // that carried it, or uploaded it itself): just the changes after the cursor.
+                // Otherwise, or if its access changed since, the whole document.
+                let confirmed = sent_cursor.is_some_and(|s| (s as Seq <= cursor && cursor > 0) || s == 0);
+                let whole = !confirmed || *acl_seq as Seq > cursor;
                 if whole {
                     let (parts, bytes) = whole_doc(&tx, id, head)?;
                     page.bytes += bytes;
