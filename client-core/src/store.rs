@@ -149,6 +149,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         sql: r#"
         CREATE INDEX visits_open_by_time ON visits(planned_at) WHERE status IN ('planned', 'in_progress');
+        DROP INDEX visits_planned;
         "#,
         rebuilds_projection: false,
     },

@@ -54,11 +54,11 @@ impl AppState {
         verifier: TokenVerifier,
         issuer: Option<TokenIssuer>,
     ) -> Self {
+        // A bucket holding a minute's budget, refilled evenly over the minute: bursts (a
+        // phone paging through a first sync, a team signing in at 9:00) pass, floods do not.
         let per_minute = |n: u32| {
             let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
-            // Allow a burst of a sixth of the minute's budget (a phone syncing many pages).
-            Quota::per_minute(n)
-                .allow_burst(NonZeroU32::new((n.get() / 6).max(5)).unwrap_or(NonZeroU32::MIN))
+            Quota::per_minute(n).allow_burst(n)
         };
         AppState {
             store: engine.store().clone(),
@@ -186,9 +186,30 @@ where
     }
 }
 
-/// Counts requests and error responses for `/metrics`.
+/// Counts requests and error responses for `/metrics`, and gives the errors produced by
+/// tower layers (body too large, timeout) the same JSON shape as every other error.
 async fn count_responses(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !is_json {
+        let replacement = match resp.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Some((
+                "body_too_large",
+                "the request body is larger than the server accepts",
+            )),
+            StatusCode::REQUEST_TIMEOUT => {
+                Some(("timeout", "the request took too long; try again"))
+            }
+            _ => None,
+        };
+        if let Some((code, message)) = replacement {
+            resp = (resp.status(), Json(error_body(code, message))).into_response();
+        }
+    }
     state.metrics.inc(&state.metrics.http_requests);
     let status = resp.status();
     if status.is_client_error() {
@@ -218,7 +239,7 @@ pub fn router(state: AppState) -> Router {
             (
                 StatusCode::NOT_FOUND,
                 Json(error_body(
-                    "not_found",
+                    "no_such_endpoint",
                     "no such endpoint; see /v1/openapi.json",
                 )),
             )

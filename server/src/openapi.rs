@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 description served at `/v1/openapi.json`.
 //!
-//! Written by hand next to the routes it describes (`app`, `sync`, `admin`); a test checks
-//! that every route the router serves is described here.
+//! Written by hand next to the routes it describes (`app`, `sync`, `admin`); an end-to-end
+//! test calls every path and method listed here and checks the server serves it.
 
 use serde_json::{Value, json};
 

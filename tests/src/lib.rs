@@ -28,30 +28,36 @@ pub fn target_dir() -> PathBuf {
     dir
 }
 
-/// The server binary next to this executable, built first if missing.
+/// The server binary next to this executable, (re)built once per test process so a test
+/// never runs a stale server (`cargo build` is a quick no-op when it is up to date).
 pub fn server_binary() -> Result<PathBuf> {
-    let path = target_dir().join(format!("fieldline-server{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let release = target_dir().ends_with("release");
-        let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "-q",
-            "-p",
-            "fieldline-server",
-            "--bin",
-            "fieldline-server",
-        ]);
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().context("building fieldline-server")?;
-        if !status.success() {
-            bail!("building fieldline-server failed");
-        }
-    }
-    Ok(path)
+    static BUILT: std::sync::OnceLock<std::result::Result<PathBuf, String>> =
+        std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let path =
+                target_dir().join(format!("fieldline-server{}", std::env::consts::EXE_SUFFIX));
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args([
+                "build",
+                "-q",
+                "-p",
+                "fieldline-server",
+                "--bin",
+                "fieldline-server",
+            ]);
+            if target_dir().ends_with("release") {
+                cmd.arg("--release");
+            }
+            match cmd.status() {
+                Ok(s) if s.success() && path.exists() => Ok(path),
+                Ok(s) => Err(format!("building fieldline-server failed ({s})")),
+                Err(e) => Err(format!("cannot run cargo to build fieldline-server: {e}")),
+            }
+        })
+        .clone()
+        .map_err(|e| anyhow!(e))
 }
 
 /// A running `fieldline-server` process on a loopback port.
@@ -88,7 +94,14 @@ impl TestServer {
         )
     }
 
+    /// The ID of the admin created by [`TestServer::start`] (`created admin admin (<id>)`).
+    pub fn admin_id(data_dir: &Path) -> Result<UserId> {
+        let text = std::fs::read_to_string(data_dir.join("admin-id"))?;
+        Ok(UserId::parse(text.trim())?)
+    }
+
     fn create_admin(data_dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(data_dir)?;
         let out = Command::new(server_binary()?)
             .args([
                 "create-user",
@@ -108,6 +121,13 @@ impl TestServer {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let id = stdout
+            .rsplit('(')
+            .next()
+            .and_then(|s| s.split(')').next())
+            .unwrap_or_default();
+        std::fs::write(data_dir.join("admin-id"), id)?;
         Ok(())
     }
 
@@ -206,6 +226,8 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str) -> Api {
+        // reqwest is built with rustls and the ring provider: install it once.
+        fieldline_client_transport::ensure_crypto_provider();
         Api {
             base: base.to_owned(),
             http: reqwest::Client::new(),
@@ -404,3 +426,90 @@ pub fn replica_bytes(path: &Path) -> Vec<u8> {
 }
 
 pub mod bench;
+
+use std::sync::Arc;
+
+use fieldline_client_core::Replica;
+use fieldline_client_transport::{
+    ClientConfig, RetryPolicy, SharedToken, SyncClient, SyncSummary, TransportError,
+};
+use fieldline_protocol::wire::{self, SyncRequest, SyncResponse};
+
+/// A phone: a replica file, a token and a sync client pointed at a server.
+pub struct Device {
+    pub name: String,
+    pub path: PathBuf,
+    pub replica: Arc<Replica>,
+    pub token: SharedToken,
+    pub client: SyncClient,
+}
+
+fn client_for(base: &str, token: &SharedToken) -> Result<SyncClient> {
+    let mut config = ClientConfig::new(base);
+    // Tests kill servers on purpose: fail fast, the test decides when to try again.
+    config.retry = RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        ..RetryPolicy::default()
+    };
+    config.request_timeout = Duration::from_secs(30);
+    Ok(SyncClient::new(config, Arc::new(token.clone()))?)
+}
+
+impl Device {
+    pub fn open(dir: &Path, name: &str, session: &Session) -> Result<Device> {
+        let path = dir.join(format!("{name}.db"));
+        let token = SharedToken::with_token(session.access.clone());
+        Ok(Device {
+            name: name.to_owned(),
+            replica: Arc::new(Replica::open(&path)?),
+            client: client_for(&session.base, &token)?,
+            token,
+            path,
+        })
+    }
+
+    pub async fn sync(&self) -> std::result::Result<SyncSummary, TransportError> {
+        self.client.sync(&self.replica, &|_| {}).await
+    }
+
+    /// Points the device at a server that came back on another port.
+    pub fn repoint(&mut self, base: &str) -> Result<()> {
+        self.client = client_for(base, &self.token)?;
+        Ok(())
+    }
+
+    /// Every byte of the replica file on disk.
+    pub fn file_bytes(&self) -> Vec<u8> {
+        replica_bytes(&self.path)
+    }
+}
+
+/// A sync round sent by hand (what a hostile client could send): status, decoded answer if
+/// any, and the JSON error body otherwise.
+pub async fn raw_sync(
+    base: &str,
+    token: &str,
+    req: &SyncRequest,
+) -> Result<(u16, Option<SyncResponse>, Value)> {
+    fieldline_client_transport::ensure_crypto_provider();
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/sync"))
+        .bearer_auth(token)
+        .header("content-type", wire::CONTENT_TYPE)
+        .body(wire::encode(req))
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await?;
+    if status == 200 {
+        Ok((status, Some(wire::decode(&bytes)?), Value::Null))
+    } else {
+        Ok((
+            status,
+            None,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
+    }
+}
