@@ -169,6 +169,22 @@ impl Inner {
                     .into(),
             }));
         }
+        // Nothing new (the common case on a phone that syncs often): no write, no fsync.
+        let quiet = response.docs.is_empty()
+            && response.purged.is_empty()
+            && response.outcomes.is_empty()
+            && response.reviews.is_empty()
+            && request.superseded.is_empty()
+            && request.want_full.is_empty()
+            && response.cursor == cursor(&self.conn)?
+            && self.identity.as_ref() == Some(&response.identity);
+        if quiet {
+            return Ok(SyncReport {
+                more: response.more,
+                remaining: response.remaining,
+                ..SyncReport::default()
+            });
+        }
         let identity = response.identity.clone();
         let principal = identity.principal.clone();
         let tx = self

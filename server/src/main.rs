@@ -204,6 +204,16 @@ fn create_user(
     Ok(())
 }
 
+/// The server's runtime. Storage and document work runs on the blocking pool; capping it
+/// bounds memory and keeps a burst of requests queueing instead of spawning hundreds of
+/// threads (the store allows 8 readers and 1 writer at a time anyway).
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(32)
+        .build()
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -214,11 +224,7 @@ fn main() -> anyhow::Result<()> {
             role,
             team,
         } => create_user(flags, username, display_name, role, team),
-        Command::Serve { flags, demo } => {
-            tokio::runtime::Runtime::new()?.block_on(run_server(flags, demo))
-        }
-        Command::Demo { flags } => {
-            tokio::runtime::Runtime::new()?.block_on(run_server(flags, true))
-        }
+        Command::Serve { flags, demo } => runtime()?.block_on(run_server(flags, demo)),
+        Command::Demo { flags } => runtime()?.block_on(run_server(flags, true)),
     }
 }

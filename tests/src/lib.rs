@@ -47,6 +47,10 @@ pub fn server_binary() -> Result<PathBuf> {
                 "--bin",
                 "fieldline-server",
             ]);
+            // Build where this executable was built, whatever the environment says.
+            if let Some(root) = target_dir().parent() {
+                cmd.arg("--target-dir").arg(root);
+            }
             if target_dir().ends_with("release") {
                 cmd.arg("--release");
             }
@@ -82,6 +86,20 @@ impl TestServer {
     /// Starts a server seeded with the demo organisation.
     pub fn start_demo(data_dir: &Path) -> Result<TestServer> {
         Self::spawn(data_dir, true, Vec::new())
+    }
+
+    /// Starts on a data directory prepared elsewhere (no admin is created).
+    pub fn start_existing(data_dir: &Path, extra: &[&str]) -> Result<TestServer> {
+        Self::spawn(
+            data_dir,
+            false,
+            extra.iter().map(|s| s.to_string()).collect(),
+        )
+    }
+
+    /// The server's process ID (for reading its memory use).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Starts with extra command-line settings.

@@ -100,6 +100,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX reviews_status ON reviews(status, id);
     CREATE INDEX reviews_user_resolved ON reviews(user_id, resolved_seq);
     "#,
+    // 3: the feed starts from what a user may read (their own, their teams', company-wide)
+    // instead of from everything that changed: a first sync costs the user's documents, not
+    // the server's.
+    r#"
+    CREATE INDEX docs_owner ON docs(owner, last_seq);
+    CREATE INDEX docs_team ON docs(team, last_seq);
+    CREATE INDEX docs_visibility ON docs(visibility, last_seq);
+    "#,
 ];
 
 /// Who may read a document, as SQL over `docs d` with `?1` = user ID and `?9` = 1 for admins.
@@ -111,10 +119,88 @@ const READABLE: &str = "(?9 = 1 OR d.kind = 'catalog'
         OR d.team IN (SELECT team_id FROM team_managers WHERE user_id = ?1)
         OR (d.visibility = 'team' AND d.team IN (SELECT team_id FROM team_members WHERE user_id = ?1)))))";
 
+/// Documents this device holds that the user may no longer read. Normally only documents
+/// whose access changed after the cursor are looked at (`acl_seq` index); after a change of
+/// the user's memberships (`reconcile`) everything the device holds is.
+fn purge_query(reconcile: bool) -> String {
+    if reconcile {
+        format!(
+            "SELECT d.doc_id FROM device_docs dd JOIN docs d ON d.doc_id = dd.doc_id
+             WHERE dd.user_id = ?1 AND dd.device_id = ?2 AND NOT {READABLE}"
+        )
+    } else {
+        format!(
+            "SELECT d.doc_id FROM docs d
+             WHERE d.acl_seq > ?3 AND d.acl_seq <= ?4 AND NOT {READABLE}
+                AND EXISTS (SELECT 1 FROM device_docs dd WHERE dd.user_id = ?1 AND dd.device_id = ?2 AND dd.doc_id = d.doc_id)"
+        )
+    }
+}
+
+/// The documents to send (`count`: how many), in sequence order.
+///
+/// Where to look: admins read everything, so the `last_seq` index bounds their scan to what
+/// changed; everyone else goes through indexed paths to the documents they may read (their
+/// own, their teams', company-wide, the catalog, their reps' private documents), so the cost
+/// follows the user's documents, not the server's. After a change of the user's memberships
+/// (`reconcile`) every readable document the device does not hold is a candidate too. The full
+/// [`READABLE`] predicate is applied on top, whatever the path.
+///
+/// Parameters: ?1 user, ?2 device, ?3 cursor, ?4 head, ?5 limit (or the page cursor when
+/// counting), ?9 admin.
+fn feed_query(reconcile: bool, admin: bool, count: bool) -> String {
+    let unheld = if reconcile {
+        "OR dd.sent_cursor IS NULL OR dd.sent_cursor > ?3"
+    } else {
+        ""
+    };
+    let since = if reconcile { "" } else { "AND last_seq > ?3" };
+    let look_in = if admin {
+        "1 = 1".to_owned()
+    } else {
+        format!(
+            "d.doc_id IN (
+                SELECT doc_id FROM docs WHERE owner = ?1 {since}
+                UNION SELECT doc_id FROM docs WHERE doc_id = 'catalog' {since}
+                UNION SELECT doc_id FROM docs WHERE visibility = 'company' {since}
+                UNION SELECT doc_id FROM docs WHERE team IN (SELECT team_id FROM team_managers WHERE user_id = ?1) {since}
+                UNION SELECT doc_id FROM docs WHERE team IN (SELECT team_id FROM team_members WHERE user_id = ?1)
+                    AND +visibility = 'team' {since}
+                UNION SELECT doc_id FROM docs WHERE kind = 'user' AND owner IN (
+                    SELECT m.user_id FROM team_members m JOIN team_managers g ON g.team_id = m.team_id
+                    WHERE g.user_id = ?1) {since})"
+        )
+    };
+    let from = "FROM docs d LEFT JOIN device_docs dd ON dd.user_id = ?1 AND dd.device_id = ?2 AND dd.doc_id = d.doc_id";
+    if count {
+        format!(
+            "SELECT COUNT(*) {from}
+             WHERE {look_in} AND d.last_seq <= ?4 AND d.last_seq > ?5 AND (d.last_seq > ?3 {unheld}) AND {READABLE}"
+        )
+    } else {
+        format!(
+            "SELECT d.doc_id, d.last_seq, d.acl_seq, dd.sent_cursor {from}
+             WHERE {look_in} AND d.last_seq <= ?4 AND (d.last_seq > ?3 {unheld}) AND {READABLE}
+             ORDER BY d.last_seq LIMIT ?5"
+        )
+    }
+}
+
+/// Most reader connections open at once. Each has its own page cache, so this bounds the
+/// server's memory however many requests arrive together (the rest wait their turn).
+const MAX_READERS: usize = 8;
+
 pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Readers>,
+    reader_free: std::sync::Condvar,
+}
+
+/// Idle reader connections, and how many exist in all (idle or in use).
+struct Readers {
+    idle: Vec<Connection>,
+    open: usize,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -139,7 +225,12 @@ fn open_conn(path: &Path, writer: bool) -> StoreResult<Connection> {
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
     }
-    conn.execute_batch("PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY;")?;
+    // Page caches are per connection: 8 MiB for the writer, 2 MiB per reader, so the server's
+    // memory stays bounded whatever the database size (the OS page cache serves the rest).
+    let cache_kib = if writer { 8 * 1024 } else { 2 * 1024 };
+    conn.execute_batch(&format!(
+        "PRAGMA cache_size = -{cache_kib}; PRAGMA temp_store = MEMORY;"
+    ))?;
     Ok(conn)
 }
 
@@ -277,21 +368,48 @@ impl SqliteStore {
         Ok(SqliteStore {
             path,
             writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
+            readers: Mutex::new(Readers {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            reader_free: std::sync::Condvar::new(),
         })
     }
 
+    /// Runs `f` on a reader connection: an idle one, a new one while fewer than
+    /// [`MAX_READERS`] exist, or the next one to be freed.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let conn = match pooled {
-            Some(c) => c,
-            None => open_conn(&self.path, false)?,
+        let conn = {
+            let mut readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if let Some(c) = readers.idle.pop() {
+                    break c;
+                }
+                if readers.open < MAX_READERS {
+                    readers.open += 1;
+                    drop(readers);
+                    match open_conn(&self.path, false) {
+                        Ok(c) => break c,
+                        Err(e) => {
+                            self.readers.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
+                            self.reader_free.notify_one();
+                            return Err(e);
+                        }
+                    }
+                }
+                readers = self
+                    .reader_free
+                    .wait(readers)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
         };
         let result = f(&conn);
-        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
-        if pool.len() < 8 {
-            pool.push(conn);
-        }
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .idle
+            .push(conn);
+        self.reader_free.notify_one();
         result
     }
 
@@ -900,7 +1018,7 @@ impl Store for SqliteStore {
         let dev = req.device.to_string();
         let admin = p.is_admin();
         let mut sent: Vec<String> = Vec::new();
-        let (page, cursor_in) = self.read(|c| {
+        let (page, cursor_in, seen) = self.read(|c| {
             let tx = c.unchecked_transaction()?;
             let head: Seq = tx.query_row("SELECT value FROM seq_counter WHERE id = 1", [], |r| r.get::<_, i64>(0))? as Seq;
             // A device ahead of the server (restored from an older backup) starts over.
@@ -921,17 +1039,7 @@ impl Store for SqliteStore {
             let mut page = PullPage::default();
 
             // Purges: documents this device holds that the user may no longer read.
-            let purge_sql = if reconcile {
-                format!(
-                    "SELECT d.doc_id FROM device_docs dd JOIN docs d ON d.doc_id = dd.doc_id
-                     WHERE dd.user_id = ?1 AND dd.device_id = ?2 AND NOT {READABLE}"
-                )
-            } else {
-                format!(
-                    "SELECT d.doc_id FROM docs d JOIN device_docs dd ON dd.doc_id = d.doc_id AND dd.user_id = ?1 AND dd.device_id = ?2
-                     WHERE d.acl_seq > ?3 AND d.acl_seq <= ?4 AND NOT {READABLE}"
-                )
-            };
+            let purge_sql = purge_query(reconcile);
             let purged: Vec<String> = tx
                 .prepare(&purge_sql)?
                 .query_map(rusqlite::params_from_iter(base(vec![])), |r| r.get(0))?
@@ -971,13 +1079,7 @@ impl Store for SqliteStore {
             }
 
             // What changed after the cursor (and, after an access change, what the device lacks).
-            let unheld = if reconcile { "OR dd.sent_cursor IS NULL OR dd.sent_cursor > ?3" } else { "" };
-            let feed_sql = format!(
-                "SELECT d.doc_id, d.last_seq, d.acl_seq, dd.sent_cursor FROM docs d
-                 LEFT JOIN device_docs dd ON dd.user_id = ?1 AND dd.device_id = ?2 AND dd.doc_id = d.doc_id
-                 WHERE d.last_seq <= ?4 AND (d.last_seq > ?3 {unheld}) AND {READABLE}
-                 ORDER BY d.last_seq LIMIT ?5"
-            );
+            let feed_sql = feed_query(reconcile, admin, false);
             let limit = (req.max_docs.max(1) + 1) as i64;
             let candidates: Vec<(String, i64, i64, Option<i64>)> = tx
                 .prepare(&feed_sql)?
@@ -1032,10 +1134,7 @@ impl Store for SqliteStore {
                 _ => head,
             };
             if more {
-                let count_sql = format!(
-                    "SELECT COUNT(*) FROM docs d LEFT JOIN device_docs dd ON dd.user_id = ?1 AND dd.device_id = ?2 AND dd.doc_id = d.doc_id
-                     WHERE d.last_seq <= ?4 AND d.last_seq > ?5 AND (d.last_seq > ?3 {unheld}) AND {READABLE}"
-                );
+                let count_sql = feed_query(reconcile, admin, true);
                 let n: i64 = tx.query_row(&count_sql, rusqlite::params_from_iter(base(vec![(page.cursor as i64).into()])), |r| r.get(0))?;
                 page.remaining = n as u64;
             }
@@ -1055,9 +1154,20 @@ impl Store for SqliteStore {
                     status: ReviewStatus::parse(&status).map_err(|e| corrupt(e.to_string()))?,
                 });
             }
-            Ok((page, cursor))
+            let seen: Option<(i64, i64)> = tx
+                .prepare_cached("SELECT cursor, last_seen FROM devices WHERE user_id = ?1 AND device_id = ?2")?
+                .query_row(params![uid, dev], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            Ok((page, cursor, seen))
         })?;
-        if page.forbidden.is_empty() {
+        // A round that changed nothing for the device writes nothing (no fsync), except to
+        // refresh "last seen" every few minutes.
+        let stale = match seen {
+            Some((c, at)) => c as Seq != cursor_in || req.now - at > 5 * 60 * 1000,
+            None => true,
+        };
+        let nothing_to_record = sent.is_empty() && page.purged.is_empty() && !stale;
+        if page.forbidden.is_empty() && !nothing_to_record {
             // Remember what this device now holds (confirmed once it syncs with this cursor).
             self.write(|tx| {
                 for id in &sent {
@@ -1109,5 +1219,71 @@ impl Store for SqliteStore {
                 last_seq: n("SELECT value FROM seq_counter WHERE id = 1")?,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan of a query, one line per step.
+    fn plan(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let n = stmt.parameter_count();
+        let params: Vec<rusqlite::types::Value> =
+            (0..n).map(|_| rusqlite::types::Value::Integer(0)).collect();
+        stmt.query_map(rusqlite::params_from_iter(params), |r| {
+            r.get::<_, String>(3)
+        })
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+    }
+
+    /// A rep's round reaches documents only through the paths to what the rep may read:
+    /// never the whole table, never "everything that changed since the cursor" (the
+    /// `last_seq` index alone), and the visibility index only for company-wide documents,
+    /// which everyone may read. So a first sync costs the rep's documents, not the server's.
+    #[test]
+    fn a_reps_round_follows_their_documents_not_the_servers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("p.db")).unwrap();
+        let conn = store.writer.lock().unwrap_or_else(|p| p.into_inner());
+        for sql in [
+            feed_query(false, false, false),
+            feed_query(false, false, true),
+        ] {
+            let steps = plan(&conn, &sql);
+            let text = steps.join("\n");
+            for step in &steps {
+                assert!(
+                    !step.starts_with("SCAN d"),
+                    "a full scan of documents:\n{text}"
+                );
+                assert!(
+                    !step.contains("docs_last_seq"),
+                    "driven by everything that changed:\n{text}"
+                );
+            }
+            assert_eq!(
+                steps
+                    .iter()
+                    .filter(|s| s.contains("docs_visibility"))
+                    .count(),
+                1,
+                "{text}"
+            );
+            assert!(
+                steps.iter().any(|s| s.contains("docs_owner"))
+                    && steps.iter().any(|s| s.contains("docs_team")),
+                "{text}"
+            );
+        }
+        for step in plan(&conn, &purge_query(false)) {
+            assert!(
+                !step.starts_with("SCAN"),
+                "the purge check walks a table: {step}"
+            );
+        }
     }
 }
