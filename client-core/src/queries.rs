@@ -546,6 +546,23 @@ pub(crate) fn products(conn: &Connection, query: &str, limit: u32) -> Result<Vec
     })?)
 }
 
+/// A user's preferences (defaults when they have set none).
+pub(crate) fn preferences(conn: &Connection, user: UserId) -> Result<Preferences> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT language, currency, visit_reminder_minutes FROM preferences WHERE user_id = ?1",
+        )?
+        .query_row([user.to_string()], |r| {
+            Ok(Preferences {
+                language: parsed_opt(r, 0, Language::parse)?,
+                currency: parsed_opt(r, 1, Currency::parse)?,
+                visit_reminder_minutes: r.get(2)?,
+            })
+        })
+        .optional()?
+        .unwrap_or_default())
+}
+
 pub(crate) fn parked(conn: &Connection) -> Result<Vec<ParkedWrite>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, doc_id, edit, reason_code, reason, review_id, created_at FROM outbox WHERE status = 'parked' ORDER BY id",

@@ -581,6 +581,13 @@ impl Replica {
         self.edit(|inner| Ok((vec![ops::delete_task(inner.principal()?.user_id, task)], ())))
     }
 
+    /// The signed-in user's preferences (defaults until they set some).
+    pub fn preferences(&self) -> Result<Preferences> {
+        let inner = self.lock();
+        let user = inner.principal()?.user_id;
+        queries::preferences(&inner.conn, user)
+    }
+
     pub fn set_preferences(&self, prefs: &Preferences) -> Result<()> {
         self.edit(|inner| {
             Ok((

@@ -360,6 +360,21 @@ fn listeners_hear_about_changes() {
 }
 
 #[test]
+fn preferences_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::new();
+    let (r, _) = open(&dir.path().join("r.db"), &org.rep);
+    assert_eq!(r.preferences().unwrap(), Preferences::default());
+    let prefs = Preferences {
+        language: Some(Language::Zh),
+        currency: Some(Currency::CNY),
+        visit_reminder_minutes: Some(30),
+    };
+    r.set_preferences(&prefs).unwrap();
+    assert_eq!(r.preferences().unwrap(), prefs);
+}
+
+#[test]
 fn a_replica_belongs_to_one_user() {
     let dir = tempfile::tempdir().unwrap();
     let org = Org::new();

@@ -440,6 +440,11 @@ impl Replica {
         Ok(self.core.delete_task(parse_task(&task_id)?)?)
     }
 
+    /// The signed-in user's preferences (defaults until they set some).
+    pub fn preferences(&self) -> Result<Preferences> {
+        Ok(self.core.preferences()?.into())
+    }
+
     /// Saves the user's preferences.
     pub fn set_preferences(&self, preferences: Preferences) -> Result<()> {
         Ok(self.core.set_preferences(&preferences.to_core()?)?)

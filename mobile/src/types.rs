@@ -888,6 +888,16 @@ pub struct Preferences {
     pub visit_reminder_minutes: Option<i64>,
 }
 
+impl From<model::Preferences> for Preferences {
+    fn from(p: model::Preferences) -> Self {
+        Preferences {
+            language: p.language.map(Into::into),
+            currency: p.currency.map(|c| c.code().to_owned()),
+            visit_reminder_minutes: p.visit_reminder_minutes,
+        }
+    }
+}
+
 impl Preferences {
     pub(crate) fn to_core(&self) -> Result<model::Preferences, ApiError> {
         Ok(model::Preferences {

@@ -342,16 +342,16 @@ impl Api {
             .ok("POST", "/v1/users", &admin.access, Some(body))
             .await?;
         let id = UserId::parse(v["user"]["id"].as_str().unwrap_or_default())?;
-        if role == "manager" {
-            if let Some(t) = team {
-                self.ok(
-                    "PUT",
-                    &format!("/v1/teams/{t}/managers/{id}"),
-                    &admin.access,
-                    None,
-                )
-                .await?;
-            }
+        if role == "manager"
+            && let Some(t) = team
+        {
+            self.ok(
+                "PUT",
+                &format!("/v1/teams/{t}/managers/{id}"),
+                &admin.access,
+                None,
+            )
+            .await?;
         }
         Ok(id)
     }

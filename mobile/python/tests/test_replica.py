@@ -227,6 +227,7 @@ def test_a_visit_day_with_a_follow_up_and_an_order(server, org, tmp_path):
     rep.set_task_done(task, True)
     assert task not in [t.id for t in rep.tasks(True, None, 50)]
     rep.set_preferences(Preferences(language=Language.ZH, visit_reminder_minutes=30))
+    assert rep.preferences() == Preferences(language=Language.ZH, currency=None, visit_reminder_minutes=30)
     result = asyncio.run(rep.sync(server.url, session.access_token, None))
     assert result.rejected == 0
     assert rep.pending_changes() == 0

@@ -127,6 +127,9 @@ pub fn run(accounts: usize, reps: usize, stored: usize) -> Result<()> {
         .build()?;
     rt.block_on(async {
         initial_and_empty_sync(accounts).await?;
+        // The same reps on a server storing only their accounts, then `stored`: memory and
+        // per-round cost should not follow the number of stored documents.
+        many_reps(reps, reps * 10).await?;
         many_reps(reps, stored).await
     })
 }
@@ -229,8 +232,11 @@ async fn initial_and_empty_sync(accounts: usize) -> Result<()> {
     Ok(())
 }
 
-/// `reps` reps with 10 accounts each, on a server that stores `stored` accounts in all.
+/// `reps` reps with 10 accounts each, on a server that stores `stored` accounts in all (the
+/// rest belong to a rep who is not syncing). Scenario names carry the stored count, so runs
+/// at two sizes compare side by side.
 async fn many_reps(reps: usize, stored: usize) -> Result<()> {
+    let name = |what: &str| format!("server.stored_{stored}.{what}");
     let dir = tempfile::tempdir()?;
     let data_dir = dir.path().join("server");
     let teams = (reps / 20).max(1);
@@ -244,51 +250,56 @@ async fn many_reps(reps: usize, stored: usize) -> Result<()> {
     ));
     let active = demo::generate(&spec)?;
     let dormant_accounts = stored.saturating_sub(active.accounts.len());
-    progress(&format!(
-        "generating {dormant_accounts} more accounts of a rep who is not syncing"
-    ));
     let mut dormant_spec = DemoSpec::single_rep(dormant_accounts, 0, 0, 0, 0, now_ms());
     dormant_spec.seed ^= 0xd0_4a_a7;
-    let dormant = demo::generate_with_progress(&dormant_spec, &mut |done, total| {
-        if done % 20_000 == 0 {
-            progress(&format!("  generated {done}/{total}"));
-        }
-    })?;
+    let dormant = if dormant_accounts > 0 {
+        progress(&format!(
+            "generating {dormant_accounts} more accounts of a rep who is not syncing"
+        ));
+        Some(demo::generate_with_progress(
+            &dormant_spec,
+            &mut |done, total| {
+                if done % 20_000 == 0 {
+                    progress(&format!("  generated {done}/{total}"));
+                }
+            },
+        )?)
+    } else {
+        None
+    };
     progress("storing");
     let started = Instant::now();
-    seed(&data_dir, &[&active, &dormant])?;
+    let mut orgs = vec![&active];
+    orgs.extend(dormant.as_ref());
+    seed(&data_dir, &orgs)?;
     report(
-        "server.storage",
+        &name("storage"),
         "seed_seconds",
         started.elapsed().as_secs_f64(),
         "s",
     );
-    report(
-        "server.storage",
-        "stored_accounts",
-        (active.accounts.len() + dormant.accounts.len()) as f64,
-        "count",
-    );
+    let total = active.accounts.len() + dormant.as_ref().map_or(0, |d| d.accounts.len());
+    report(&name("storage"), "stored_accounts", total as f64, "count");
     let db_bytes = std::fs::metadata(data_dir.join("fieldline.db"))
         .map(|m| m.len())
         .unwrap_or(0);
-    report("server.storage", "database", db_bytes as f64 / 1e6, "MB");
+    report(&name("storage"), "database", db_bytes as f64 / 1e6, "MB");
     let rep_ids: Vec<UserId> = active
         .users
         .iter()
         .filter(|u| u.role == Role::Rep)
         .map(|u| u.id)
         .collect();
+    drop(orgs);
     drop(active);
     drop(dormant);
     let issuer = issuer(&data_dir)?;
     let server = TestServer::start_existing(&data_dir, &["--requests-per-minute", "100000"])?;
     let pid = server.pid().context("server pid")?;
-    let (idle_rss, _) = rss_kib(pid);
     report(
-        "server.memory",
+        &name("memory"),
         "rss_idle_after_start",
-        idle_rss as f64 / 1024.0,
+        rss_kib(pid).0 as f64 / 1024.0,
         "MiB",
     );
 
@@ -296,23 +307,33 @@ async fn many_reps(reps: usize, stored: usize) -> Result<()> {
     for id in &rep_ids {
         clients.push(Arc::new(rep(dir.path(), &server.base, &issuer, *id)?));
     }
-    // Every rep's first sync (their 10 accounts), all at once.
+    // Every rep's first sync (their own accounts and those shared with them), all at once.
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in &clients {
         let c = c.clone();
         tasks.push(tokio::spawn(async move {
-            c.client.sync(&c.replica, &|_| {}).await.map(|_| ())
+            c.client
+                .sync(&c.replica, &|_| {})
+                .await
+                .map(|s| s.documents_received)
         }));
     }
+    let mut docs_received = 0usize;
     for t in tasks {
-        t.await??;
+        docs_received += t.await??;
     }
     report(
-        "server.200_reps_first_sync",
+        &name("reps_first_sync"),
         "seconds_all",
         started.elapsed().as_secs_f64(),
         "s",
+    );
+    report(
+        &name("reps_first_sync"),
+        "mean_documents_per_rep",
+        docs_received as f64 / clients.len() as f64,
+        "count",
     );
 
     // Then each rep logs a visit and syncs, several times, all reps at once; the server's
@@ -327,6 +348,8 @@ async fn many_reps(reps: usize, stored: usize) -> Result<()> {
         }
         peak
     });
+    let rounds_before = metric(&server.base, "fieldline_sync_rounds_total").await;
+    let micros_before = metric(&server.base, "fieldline_sync_seconds_total").await;
     let rounds_per_rep = 5;
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -359,47 +382,52 @@ async fn many_reps(reps: usize, stored: usize) -> Result<()> {
     let wall = started.elapsed();
     sampling.store(false, std::sync::atomic::Ordering::Relaxed);
     let peak = sampler.await?;
+    let rounds = metric(&server.base, "fieldline_sync_rounds_total").await - rounds_before;
+    let micros = metric(&server.base, "fieldline_sync_seconds_total").await - micros_before;
     let syncs = latencies.len();
+    let scenario = name("reps_visit_and_sync");
+    report(&scenario, "reps", clients.len() as f64, "count");
     report(
-        "server.200_reps_visit_and_sync",
-        "reps",
-        clients.len() as f64,
-        "count",
-    );
-    report(
-        "server.200_reps_visit_and_sync",
+        &scenario,
         "syncs_per_second",
         syncs as f64 / wall.as_secs_f64(),
         "syncs/s",
     );
-    report_latencies("server.200_reps_visit_and_sync", &mut latencies);
     report(
-        "server.memory",
-        "rss_peak_while_200_reps_sync",
+        &scenario,
+        "server_time_per_round",
+        micros / rounds.max(1.0) / 1000.0,
+        "ms",
+    );
+    report_latencies(&scenario, &mut latencies);
+    report(
+        &name("memory"),
+        "rss_peak_while_reps_sync",
         peak as f64 / 1024.0,
         "MiB",
     );
     let (rss, hwm) = rss_kib(pid);
-    report("server.memory", "rss_after", rss as f64 / 1024.0, "MiB");
+    report(&name("memory"), "rss_after", rss as f64 / 1024.0, "MiB");
     report(
-        "server.memory",
+        &name("memory"),
         "rss_high_water_mark",
         hwm as f64 / 1024.0,
         "MiB",
     );
     report(
-        "server.memory",
+        &name("memory"),
         "documents_loaded_now",
         metric(&server.base, "fieldline_documents_loaded").await,
         "count",
     );
+    let pending: i64 = clients
+        .iter()
+        .map(|c| c.replica.pending_changes().unwrap_or(-1))
+        .sum();
     report(
-        "server.memory",
+        &name("memory"),
         "pending_after_all_syncs",
-        clients
-            .iter()
-            .map(|c| c.replica.pending_changes().unwrap_or(-1))
-            .sum::<i64>() as f64,
+        pending as f64,
         "count",
     );
     Ok(())
