@@ -87,6 +87,9 @@ pub struct DemoSpec {
     /// `true` (the demo): per-account counts vary around the figures above and leads have no
     /// orders yet. `false` (benchmarks): every account has exactly the counts above.
     pub vary: bool,
+    /// `true`: some accounts are shared with the team (20 %) or the whole company (1 %);
+    /// `false`: every account is private to its owner.
+    pub shared: bool,
 }
 
 impl DemoSpec {
@@ -105,6 +108,7 @@ impl DemoSpec {
             products: 40,
             now_ms,
             vary: true,
+            shared: true,
         }
     }
 
@@ -130,6 +134,7 @@ impl DemoSpec {
             products: 40,
             now_ms,
             vary: false,
+            shared: true,
         }
     }
 }
@@ -1688,7 +1693,7 @@ fn plan_account(
     if status == AccountStatus::Lead && created_day > -45 {
         push_tag(&mut tags, "new");
     }
-    let company = index % 100 == 7;
+    let company = spec.shared && index % 100 == 7;
     if company {
         push_tag(&mut tags, "key-account");
     }
@@ -1733,7 +1738,7 @@ fn plan_account(
     } else {
         ""
     };
-    let visibility = if rng.chance(20) {
+    let visibility = if spec.shared && rng.chance(20) {
         Visibility::Team
     } else {
         Visibility::Private

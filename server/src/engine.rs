@@ -150,6 +150,32 @@ fn dependency_order(changes: Vec<Change>) -> Vec<Change> {
     out
 }
 
+/// The changes of `doc` not in the history of `since`, ready to store.
+fn new_changes(doc: &Automerge, since: &[ChangeHash]) -> Vec<NewChange> {
+    doc.get_changes(since)
+        .into_iter()
+        .map(|mut c| NewChange {
+            hash: c.hash(),
+            bytes: c.bytes().to_vec(),
+        })
+        .collect()
+}
+
+/// The changes to store for accepted uploads: the document's skeleton first if the server
+/// did not have the document yet.
+fn with_skeleton_if_new(original: &Automerge, is_new: bool, accepted: &[Change]) -> Vec<NewChange> {
+    let mut changes = if is_new {
+        new_changes(original, &[])
+    } else {
+        Vec::new()
+    };
+    changes.extend(accepted.iter().map(|c| NewChange {
+        hash: c.hash(),
+        bytes: c.raw_bytes().to_vec(),
+    }));
+    changes
+}
+
 impl Engine {
     pub fn new(store: Arc<dyn Store>, cache_docs: usize, metrics: Arc<Metrics>) -> Self {
         let (events, _) = broadcast::channel(1024);
@@ -450,19 +476,7 @@ impl Engine {
             }
             return Ok(outcomes);
         }
-        let mut changes: Vec<NewChange> = Vec::new();
-        if is_new {
-            for mut s in original.get_changes(&[]) {
-                changes.push(NewChange {
-                    hash: s.hash(),
-                    bytes: s.bytes().to_vec(),
-                });
-            }
-        }
-        changes.extend(accepted.iter().map(|c| NewChange {
-            hash: c.hash(),
-            bytes: c.raw_bytes().to_vec(),
-        }));
+        let changes = with_skeleton_if_new(&original, is_new, &accepted);
         let commit = DocCommit {
             meta: meta_of(doc_id, &doc)?,
             changes,
@@ -566,14 +580,7 @@ impl Engine {
                 }
                 return Err(e);
             }
-            let changes: Vec<NewChange> = doc
-                .get_changes(&start)
-                .into_iter()
-                .map(|mut c| NewChange {
-                    hash: c.hash(),
-                    bytes: c.bytes().to_vec(),
-                })
-                .collect();
+            let changes = new_changes(&doc, &start);
             if !changes.is_empty() {
                 let commit = DocCommit {
                     meta: meta_of(doc_id, &doc)?,
@@ -603,14 +610,7 @@ impl Engine {
             return Ok(());
         }
         let doc = skeleton(&doc_id)?;
-        let changes = doc
-            .get_changes(&[])
-            .into_iter()
-            .map(|mut c| NewChange {
-                hash: c.hash(),
-                bytes: c.bytes().to_vec(),
-            })
-            .collect();
+        let changes = new_changes(&doc, &[]);
         let commit = DocCommit {
             meta: meta_of(doc_id, &doc)?,
             changes,
@@ -642,14 +642,7 @@ impl Engine {
                 format!("document {doc_id} does not start from its skeleton"),
             ));
         }
-        let changes: Vec<NewChange> = doc
-            .get_changes(&[])
-            .into_iter()
-            .map(|mut c| NewChange {
-                hash: c.hash(),
-                bytes: c.bytes().to_vec(),
-            })
-            .collect();
+        let changes = new_changes(doc, &[]);
         let commit = DocCommit {
             meta: meta_of(doc_id, doc)?,
             changes,
@@ -700,15 +693,8 @@ impl Engine {
             || matches!(row.doc_id, DocId::User(u) if reviewer.manages_user(u))
     }
 
-    /// Applies a parked change after all: the reviewer vouches for access; every other rule
-    /// is checked again, as the change's author, against the document as it is now.
-    pub fn approve(
-        &self,
-        review_id: i64,
-        reviewer: &Principal,
-        note: Option<&str>,
-        now: i64,
-    ) -> Result<()> {
+    /// An open review item `reviewer` may decide on, with the parked change's bytes.
+    fn open_review(&self, review_id: i64, reviewer: &Principal) -> Result<(ReviewRow, Vec<u8>)> {
         let (row, bytes) = self
             .store
             .review(review_id)?
@@ -724,6 +710,19 @@ impl Engine {
                 format!("review item {review_id} is already {}", row.status.as_str()),
             ));
         }
+        Ok((row, bytes))
+    }
+
+    /// Applies a parked change after all: the reviewer vouches for access; every other rule
+    /// is checked again, as the change's author, against the document as it is now.
+    pub fn approve(
+        &self,
+        review_id: i64,
+        reviewer: &Principal,
+        note: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        let (row, bytes) = self.open_review(review_id, reviewer)?;
         let change = Change::from_bytes(bytes)
             .map_err(|e| Error::Internal(format!("parked change does not decode: {e}")))?;
         let author_role = self
@@ -804,19 +803,7 @@ impl Engine {
                     ));
                 }
             };
-            let mut changes = Vec::new();
-            if is_new {
-                for mut s in original.get_changes(&[]) {
-                    changes.push(NewChange {
-                        hash: s.hash(),
-                        bytes: s.bytes().to_vec(),
-                    });
-                }
-            }
-            changes.push(NewChange {
-                hash: change.hash(),
-                bytes: change.raw_bytes().to_vec(),
-            });
+            let changes = with_skeleton_if_new(&original, is_new, std::slice::from_ref(&change));
             let commit = DocCommit {
                 meta: meta_of(doc_id, &trial)?,
                 changes,
@@ -848,21 +835,7 @@ impl Engine {
         note: Option<&str>,
         now: i64,
     ) -> Result<()> {
-        let (row, _) = self
-            .store
-            .review(review_id)?
-            .ok_or_else(|| Error::NotFound(format!("review item {review_id}")))?;
-        if !Self::may_review(reviewer, &row) {
-            return Err(Error::Forbidden(
-                "decide on this review item (it is not from your teams)".into(),
-            ));
-        }
-        if row.status != ReviewStatus::Open {
-            return Err(Error::conflict(
-                "already_resolved",
-                format!("review item {review_id} is already {}", row.status.as_str()),
-            ));
-        }
+        let (row, _) = self.open_review(review_id, reviewer)?;
         self.store.resolve_review(
             review_id,
             ReviewStatus::Dismissed,

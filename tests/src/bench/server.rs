@@ -252,6 +252,8 @@ async fn many_reps(reps: usize, stored: usize) -> Result<()> {
     let dormant_accounts = stored.saturating_sub(active.accounts.len());
     let mut dormant_spec = DemoSpec::single_rep(dormant_accounts, 0, 0, 0, 0, now_ms());
     dormant_spec.seed ^= 0xd0_4a_a7;
+    // Nobody syncs these: they are private to their owner, so they are pure storage.
+    dormant_spec.shared = false;
     let dormant = if dormant_accounts > 0 {
         progress(&format!(
             "generating {dormant_accounts} more accounts of a rep who is not syncing"
@@ -335,6 +337,38 @@ async fn many_reps(reps: usize, stored: usize) -> Result<()> {
         docs_received as f64 / clients.len() as f64,
         "count",
     );
+
+    // One rep alone: what a round costs without queueing behind 199 others.
+    {
+        let c = &clients[0];
+        let me = c.replica.identity().context("signed in")?.principal.user_id;
+        let summaries = c.replica.accounts_by_name(1000, 0)?;
+        let account = summaries
+            .into_iter()
+            .find(|a| a.owner == me)
+            .map(|a| a.id)
+            .context("an own account")?;
+        let rounds_before = metric(&server.base, "fieldline_sync_rounds_total").await;
+        let micros_before = metric(&server.base, "fieldline_sync_seconds_total").await;
+        let mut lat = Vec::new();
+        for _ in 0..50 {
+            c.replica
+                .log_visit(account, None, Some("bench"), &VisitReport::default())?;
+            let t = Instant::now();
+            c.client.sync(&c.replica, &|_| {}).await?;
+            lat.push(t.elapsed());
+        }
+        let rounds = metric(&server.base, "fieldline_sync_rounds_total").await - rounds_before;
+        let micros = metric(&server.base, "fieldline_sync_seconds_total").await - micros_before;
+        let scenario = name("one_rep_visit_and_sync");
+        report(
+            &scenario,
+            "server_time_per_round",
+            micros / rounds.max(1.0) / 1000.0,
+            "ms",
+        );
+        report_latencies(&scenario, &mut lat);
+    }
 
     // Then each rep logs a visit and syncs, several times, all reps at once; the server's
     // memory is sampled meanwhile.
