@@ -113,6 +113,11 @@ impl DocStore {
     }
 
     /// Forgets the cached copy (after a failed edit, the file is the truth).
+    /// Forgets every cached copy (after a failed multi-document operation).
+    pub fn clear(&mut self) {
+        self.cache.clear();
+    }
+
     pub fn evict(&mut self, doc: DocId) {
         self.cache.pop(&doc);
     }

@@ -63,48 +63,52 @@ impl Replica {
             let crate::replica::Inner {
                 conn, docs, peers, ..
             } = &mut *inner;
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut changes = ChangeSet::default();
-            // A document we do not have yet starts as its skeleton (identical on every peer), so
-            // the protocol can tell the sender which changes we lack.
-            let (doc, created) = docs.get_or_create(&tx, doc_id)?;
-            let before = doc.get_heads();
-            let state = peers
-                .0
-                .entry((peer.to_owned(), doc_id))
-                .or_insert_with(State::new);
-            if let Err(e) = doc.receive_sync_message(state, msg) {
-                docs.evict(doc_id);
-                return Err(e.into());
-            }
-            let after = doc.get_heads();
-            if before != after {
-                let received: Vec<(Vec<u8>, Vec<u8>)> = doc
-                    .get_changes(&before)
-                    .iter()
-                    .map(|c| (c.hash().0.to_vec(), c.raw_bytes().to_vec()))
-                    .collect();
-                let touched = touched_records(doc_id, doc, &before, &after);
-                for (hash, bytes) in &received {
-                    docs.append_change(&tx, doc_id, bytes)?;
-                    tx.execute(
+            let result = (|| -> Result<ChangeSet> {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut changes = ChangeSet::default();
+                // A document we do not have yet starts as its skeleton (identical on every peer), so
+                // the protocol can tell the sender which changes we lack.
+                let (doc, created) = docs.get_or_create(&tx, doc_id)?;
+                let before = doc.get_heads();
+                let state = peers
+                    .0
+                    .entry((peer.to_owned(), doc_id))
+                    .or_insert_with(State::new);
+                doc.receive_sync_message(state, msg)?;
+                let after = doc.get_heads();
+                if before != after {
+                    let received: Vec<(Vec<u8>, Vec<u8>)> = doc
+                        .get_changes(&before)
+                        .iter()
+                        .map(|c| (c.hash().0.to_vec(), c.raw_bytes().to_vec()))
+                        .collect();
+                    let touched = touched_records(doc_id, doc, &before, &after);
+                    for (hash, bytes) in &received {
+                        docs.append_change(&tx, doc_id, bytes)?;
+                        tx.execute(
                         "INSERT OR IGNORE INTO outbox (doc_id, hash, bytes, created_at) VALUES (?1, ?2, ?3, ?4)",
                         params![doc_id.to_string(), hash, bytes, now],
                     )?;
-                }
-                let doc = docs
-                    .get(&tx, doc_id)?
-                    .ok_or_else(|| Error::corrupt("document vanished"))?;
-                match touched {
-                    Ok(t) if !created => {
-                        projection::project_records(&tx, doc_id, doc, &t, &mut changes)?
                     }
-                    _ => projection::project_doc(&tx, doc_id, doc, &mut changes)?,
+                    let doc = docs
+                        .get(&tx, doc_id)?
+                        .ok_or_else(|| Error::corrupt("document vanished"))?;
+                    match touched {
+                        Ok(t) if !created => {
+                            projection::project_records(&tx, doc_id, doc, &t, &mut changes)?
+                        }
+                        _ => projection::project_doc(&tx, doc_id, doc, &mut changes)?,
+                    }
+                    changes.outbox = true;
                 }
-                changes.outbox = true;
+                tx.commit()?;
+                Ok(changes)
+            })();
+            if result.is_err() {
+                // Nothing was stored: the cached copy must not keep what was received.
+                docs.evict(doc_id);
             }
-            tx.commit()?;
-            changes
+            result?
         };
         self.notify(&changes);
         Ok(changes)

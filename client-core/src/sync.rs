@@ -114,7 +114,16 @@ impl Replica {
     pub fn apply_sync(&self, request: &SyncRequest, response: SyncResponse) -> Result<SyncReport> {
         let report = {
             let mut inner = self.lock();
-            let report = inner.apply_sync(request, response)?;
+            let report = match inner.apply_sync(request, response) {
+                Ok(r) => r,
+                Err(e) => {
+                    // The transaction rolled back, but cached documents may hold part of the
+                    // answer: drop them so the file (the truth) is reloaded and a retry of
+                    // the round stores and projects everything.
+                    inner.docs.clear();
+                    return Err(e);
+                }
+            };
             if report.purged > 0 {
                 // Rewrite the search index and fold the WAL back so purged text is gone from
                 // the file, not merely unlinked.

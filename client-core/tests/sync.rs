@@ -404,3 +404,39 @@ fn a_response_for_another_user_is_refused() {
     assert!(r.apply_sync(&req, resp).is_err());
     assert_eq!(r.cursor().unwrap(), Cursor(5));
 }
+
+/// An answer that fails halfway (here: a damaged whole document after good changes) writes
+/// nothing; retrying the round then stores and shows everything.
+#[test]
+fn a_failed_round_leaves_nothing_half_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::new();
+    let (r, a, mut server) = synced_account(dir.path(), &org);
+    let before = server.get_heads();
+    let mut input = AccountInput::named("Renamed by the manager", Currency::CNY);
+    input.status = AccountStatus::Lead;
+    let current = fieldline_protocol::doc::Reader::new(&server).account().unwrap().unwrap();
+    apply(&mut server, &ops::update_account(&current, &input).unwrap(), &org.manager.principal, Authority::Device);
+    let good: Vec<Bytes> = server.get_changes(&before).iter().map(|c| Bytes(c.raw_bytes().to_vec())).collect();
+    let bad = DocPayload { doc: DocId::Account(AccountId::new()), data: DocData::Whole(vec![Bytes(vec![1, 2, 3])]) };
+    let req = r.prepare_sync(usize::MAX).unwrap();
+    let resp = SyncResponse {
+        cursor: Cursor(30),
+        more: false,
+        remaining: 0,
+        identity: org.rep.clone(),
+        docs: vec![DocPayload { doc: DocId::Account(a), data: DocData::Changes(good.clone()) }, bad],
+        purged: vec![],
+        outcomes: vec![],
+        reviews: vec![],
+    };
+    assert!(r.apply_sync(&req, resp).is_err());
+    assert_eq!(r.cursor().unwrap(), Cursor(5), "nothing was applied");
+    // The retry (without the damaged part) applies the good changes for real.
+    respond(&r, &org.rep, 30, |_, resp| resp.docs.push(DocPayload { doc: DocId::Account(a), data: DocData::Changes(good.clone()) }));
+    assert_eq!(r.account(a).unwrap().unwrap().name, "Renamed by the manager");
+    let path = dir.path().join("rep.db");
+    drop(r);
+    let (reopened, _) = open(&path, &org.rep);
+    assert_eq!(reopened.account(a).unwrap().unwrap().name, "Renamed by the manager", "stored, not just cached");
+}

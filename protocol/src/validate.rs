@@ -92,10 +92,14 @@ pub fn validate_patches(
     if doc.get_heads().as_slice() == before {
         return Ok(WriteSummary::default());
     }
-    if ctx.authority != Authority::Server {
-        check_operations(ctx, doc, before)?;
-    }
-    check_effects(ctx, doc, before, patches)
+    // Records the operations touch are judged even when a write has no visible effect (it
+    // lost a conflict): permission is about what was attempted, not only what shows.
+    let attempted = if ctx.authority != Authority::Server {
+        check_operations(ctx, doc, before)?
+    } else {
+        BTreeSet::new()
+    };
+    check_effects(ctx, doc, before, patches, attempted)
 }
 
 fn protected(field: &str, access: Access) -> Error {
@@ -137,7 +141,13 @@ pub fn touched_by_patches(doc_id: DocId, patches: &[Patch]) -> Result<BTreeSet<R
 
 // ---- pass 1: operations ----------------------------------------------------------------------
 
-fn check_operations(ctx: &WriteContext<'_>, doc: &Automerge, before: &[ChangeHash]) -> Result<()> {
+/// Checks every operation of the new changes; returns the records they touch.
+fn check_operations(
+    ctx: &WriteContext<'_>,
+    doc: &Automerge,
+    before: &[ChangeHash],
+) -> Result<BTreeSet<RecordPath>> {
+    let mut attempted = BTreeSet::new();
     let old = Reader::at(doc, before);
     let mut existed: BTreeMap<RecordPath, bool> = BTreeMap::new();
     for change in doc.get_changes(before) {
@@ -167,7 +177,9 @@ fn check_operations(ctx: &WriteContext<'_>, doc: &Automerge, before: &[ChangeHas
                     });
                 }
                 Location::Record(rp) => match op.action {
-                    automerge::legacy::OpType::Make(ObjType::Map) => {}
+                    automerge::legacy::OpType::Make(ObjType::Map) => {
+                        attempted.insert(rp);
+                    }
                     automerge::legacy::OpType::Delete => {
                         return Err(Error::forbidden(format!(
                             "remove a {} (mark it deleted instead)",
@@ -182,6 +194,7 @@ fn check_operations(ctx: &WriteContext<'_>, doc: &Automerge, before: &[ChangeHas
                     }
                 },
                 Location::Field(rp, name) => {
+                    attempted.insert(rp.clone());
                     if rp.kind() == RecordKind::AccountTags {
                         continue;
                     }
@@ -219,7 +232,7 @@ fn check_operations(ctx: &WriteContext<'_>, doc: &Automerge, before: &[ChangeHas
             }
         }
     }
-    Ok(())
+    Ok(attempted)
 }
 
 // ---- pass 2: effects ---------------------------------------------------------------------------
@@ -243,12 +256,13 @@ fn check_effects(
     doc: &Automerge,
     before: &[ChangeHash],
     patches: &[Patch],
+    attempted: BTreeSet<RecordPath>,
 ) -> Result<WriteSummary> {
     let kind = ctx.doc_id.kind();
     let old = Reader::at(doc, before);
     // The state after the change is the document as it is now.
     let new = Reader::new(doc);
-    let mut touched: BTreeSet<RecordPath> = BTreeSet::new();
+    let mut touched: BTreeSet<RecordPath> = attempted;
     let mut replaced_text: BTreeSet<(RecordPath, String)> = BTreeSet::new();
     for patch in patches {
         if matches!(
@@ -367,7 +381,7 @@ fn check_effects(
         }
         check_values(ctx, rp, created, &changed, before_f, &after_f)?;
         check_lifecycle(ctx, &new, rp, created, &changed, before_f, &after_f)?;
-        if ctx.authority == Authority::Device {
+        if ctx.authority != Authority::Server {
             check_permission(
                 ctx,
                 &old,
@@ -437,7 +451,7 @@ fn check_values(
                 "does not match the record's key",
             ));
         }
-        if ctx.authority == Authority::Device
+        if ctx.authority != Authority::Server
             && after.str("created_by") != Some(ctx.principal.user_id.to_string().as_str())
         {
             return Err(Error::forbidden("create a record in someone else's name"));
@@ -563,7 +577,7 @@ fn check_lifecycle(
             if !ok {
                 return Err(
                     if matches!(t, Confirmed | Rejected | Delivered)
-                        && ctx.authority == Authority::Device
+                        && ctx.authority != Authority::Server
                     {
                         Error::forbidden(
                             "confirm, reject or deliver an order (the back office decides)",

@@ -988,3 +988,157 @@ fn price_lists_win_over_base_prices_with_volume_breaks() {
         1000
     );
 }
+
+/// Approval (review authority) vouches for access only: the lock of a submitted order,
+/// authorship and lifecycles still hold, judged as the change's author.
+#[test]
+fn approving_a_parked_change_still_enforces_locks_and_authorship() {
+    let w = World::new();
+    let (id, mut doc) = w.account(Visibility::Private);
+    let order = OrderId::new();
+    apply(
+        &mut doc,
+        &ops::create_order(id, order, Currency::CNY, None, None),
+        &w.rep,
+        Authority::Device,
+        Some(&w.catalog),
+    )
+    .unwrap();
+    let quote = w
+        .catalog
+        .quote(w.product, Currency::CNY, None, Quantity::whole(1), NOW)
+        .unwrap();
+    let line = OrderLineId::new();
+    apply(
+        &mut doc,
+        &ops::add_order_line(id, order, line, &quote, Quantity::whole(1), 0),
+        &w.rep,
+        Authority::Device,
+        Some(&w.catalog),
+    )
+    .unwrap();
+    apply(
+        &mut doc,
+        &ops::submit_order(id, order, NOW),
+        &w.rep,
+        Authority::Device,
+        Some(&w.catalog),
+    )
+    .unwrap();
+    let review = |edit: &Edit, p: &Principal| {
+        let mut fork = doc.fork().with_actor(ActorId::random());
+        apply(&mut fork, edit, p, Authority::Review, Some(&w.catalog))
+    };
+    // Access is vouched for: a stranger's visit on a private account can be approved…
+    assert_eq!(
+        code(review(
+            &ops::log_visit(id, VisitId::new(), NOW, None, None, &VisitReport::default()),
+            &w.stranger
+        )),
+        "ok"
+    );
+    // …but a submitted order stays locked, and only drafts are discarded.
+    assert_eq!(
+        code(review(
+            &ops::update_order_line(id, order, line, Quantity::whole(50), 0),
+            &w.rep
+        )),
+        "locked"
+    );
+    assert_eq!(
+        code(review(&ops::discard_order(id, order), &w.rep)),
+        "locked"
+    );
+    // Protected fields stay protected.
+    let acl = AccountAcl {
+        owner: w.stranger.user_id,
+        team: w.team,
+        visibility: Visibility::Company,
+    };
+    assert_eq!(
+        code(review(&ops::set_account_acl(id, acl), &w.rep)),
+        "protected_field"
+    );
+    // Records cannot be created in someone else's name.
+    let r = {
+        let mut fork = doc.fork().with_actor(ActorId::random());
+        let before = fork.get_heads();
+        let mut tx = fork.transaction();
+        ops::log_visit(id, VisitId::new(), NOW, None, None, &VisitReport::default())
+            .apply(&mut tx, w.teammate.user_id, NOW)
+            .unwrap();
+        tx.commit();
+        let ctx = WriteContext {
+            principal: &w.rep,
+            doc_id: DocId::Account(id),
+            authority: Authority::Review,
+            catalog: None,
+        };
+        validate_change(&ctx, &fork, &before)
+    };
+    assert_eq!(code(r), "forbidden");
+}
+
+/// A write that loses a conflict has no visible effect, but who may write the record is
+/// still judged: a teammate cannot slip a hidden value into a contact's field.
+#[test]
+fn a_hidden_losing_write_still_needs_permission() {
+    let w = World::new();
+    let (id, mut doc) = w.account(Visibility::Team);
+    let c = ContactId::new();
+    apply(
+        &mut doc,
+        &ops::add_contact(
+            id,
+            c,
+            &ops::ContactInput {
+                name: "Zhao".into(),
+                ..Default::default()
+            },
+        ),
+        &w.rep,
+        Authority::Device,
+        None,
+    )
+    .unwrap();
+    let base = doc.get_heads();
+    // The owner's two devices set the title concurrently: the field is now in conflict.
+    for title in ["Buyer", "Head buyer"] {
+        let mut f = doc.fork_at(&base).unwrap().with_actor(ActorId::random());
+        let contacts = f.get(ROOT, "contacts").unwrap().unwrap().1;
+        let obj = f.get(&contacts, c.to_string()).unwrap().unwrap().1;
+        let mut tx = f.transaction();
+        tx.put(&obj, "title", title).unwrap();
+        tx.commit();
+        doc.merge(&mut f).unwrap();
+    }
+    // The teammate writes the title from an old version with an actor that sorts first.
+    let mut evil = doc
+        .fork_at(&base)
+        .unwrap()
+        .with_actor(ActorId::from([0u8; 16].as_slice()));
+    let contacts = evil.get(ROOT, "contacts").unwrap().unwrap().1;
+    let obj = evil.get(&contacts, c.to_string()).unwrap().unwrap().1;
+    let mut tx = evil.transaction();
+    tx.put(&obj, "title", "hidden").unwrap();
+    tx.commit();
+    let before = doc.get_heads();
+    doc.merge(&mut evil).unwrap();
+    let title = Reader::new(&doc)
+        .contact(id, c)
+        .unwrap()
+        .unwrap()
+        .title
+        .unwrap();
+    assert_ne!(title, "hidden", "the write lost the conflict");
+    let ctx = WriteContext {
+        principal: &w.teammate,
+        doc_id: DocId::Account(id),
+        authority: Authority::Device,
+        catalog: None,
+    };
+    assert_eq!(
+        validate_change(&ctx, &doc, &before).unwrap_err().code(),
+        "forbidden"
+    );
+}

@@ -294,13 +294,25 @@ async fn membership(
     let team = parse_path(&team, TeamId::parse)?;
     let user = parse_path(&user, UserId::parse)?;
     let engine = st.engine.clone();
-    blocking(move || {
-        engine.store().set_membership(team, user, kind, present)?;
-        Ok(())
+    let managers = blocking(move || {
+        let store = engine.store();
+        store.set_membership(team, user, kind, present)?;
+        Ok(store
+            .teams()?
+            .into_iter()
+            .find(|t| t.id == team)
+            .map(|t| t.managers)
+            .unwrap_or_default())
     })
     .await?;
-    // Everyone whose readable set may have changed re-evaluates on their next round.
+    // Everyone whose readable set may have changed re-evaluates: the user, and the team's
+    // managers (who gain or lose the user's private document).
     st.engine.publish(Event::Access { user });
+    if kind == Membership::Member {
+        for m in managers {
+            st.engine.publish(Event::Access { user: m });
+        }
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

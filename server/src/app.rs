@@ -148,6 +148,14 @@ impl FromRequestParts<AppState> for Caller {
             if !user.active {
                 return Err(Error::Unauthorized("this user is deactivated".into()));
             }
+            // The role comes from the token, but a token issued before the role changed
+            // must not keep the old rights (a demoted admin reading everything until it
+            // expires): sign in again to get a token with the current role.
+            if user.role != identity.role {
+                return Err(Error::Unauthorized(
+                    "this user's role changed; sign in again".into(),
+                ));
+            }
             let principal = store.principal(identity.user_id, identity.role)?;
             Ok((user, principal))
         })

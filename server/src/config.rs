@@ -144,7 +144,7 @@ impl Default for Config {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read settings file {path}: {source}")]
+    #[error("cannot read settings file {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,

@@ -685,12 +685,22 @@ impl Engine {
         out.map(Some)
     }
 
-    /// May `reviewer` decide on this review item?
+    /// May `reviewer` decide on this review item? Only someone who could write the document
+    /// under today's rules: admins for the catalog, the managers of an account's current team,
+    /// the managers of a user for that user's document. Nobody decides on their own refused
+    /// writes, except admins (someone has to, in a company with a single admin).
     pub fn may_review(reviewer: &Principal, row: &ReviewRow) -> bool {
-        reviewer.is_admin()
-            || row.doc_team.is_some_and(|t| reviewer.manages(t))
-            || reviewer.manages_user(row.user_id)
-            || matches!(row.doc_id, DocId::User(u) if reviewer.manages_user(u))
+        if reviewer.is_admin() {
+            return true;
+        }
+        if row.user_id == reviewer.user_id {
+            return false;
+        }
+        match row.doc_id {
+            DocId::Catalog => false,
+            DocId::Account(_) => row.doc_team.is_some_and(|t| reviewer.manages(t)),
+            DocId::User(u) => reviewer.manages_user(u),
+        }
     }
 
     /// An open review item `reviewer` may decide on, with the parked change's bytes.

@@ -37,7 +37,7 @@ use crate::config::{AuthMode, Config};
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("cannot create the data directory {path}")]
     DataDir {
         path: std::path::PathBuf,
         source: std::io::Error,
@@ -46,7 +46,7 @@ pub enum StartError {
     Store(#[from] store::StoreError),
     #[error("authentication setup: {0}")]
     Auth(#[from] auth::AuthError),
-    #[error("cannot read the identity provider key {path}: {source}")]
+    #[error("cannot read the identity provider key {path}")]
     KeyFile {
         path: std::path::PathBuf,
         source: std::io::Error,

@@ -252,10 +252,29 @@ async fn session(state: AppState, mut caller: Caller, mut socket: WebSocket) {
             ev = events.recv() => {
                 match ev {
                     Ok(Event::Access { user }) if user == caller.principal.user_id => {
-                        // Memberships changed: refresh what this connection may see.
+                        // Role, activity or memberships changed. A session whose token no
+                        // longer matches the user ends (the app signs in again); otherwise it
+                        // refreshes what it may see.
                         let (store, role) = (state.store.clone(), caller.principal.role);
-                        if let Ok(p) = blocking(move || Ok(store.principal(user, role)?)).await {
-                            caller.principal = p;
+                        let refreshed = blocking(move || {
+                            let row = store.user(user)?.filter(|u| u.active && u.role == role);
+                            Ok(match row {
+                                Some(_) => Some(store.principal(user, role)?),
+                                None => None,
+                            })
+                        })
+                        .await;
+                        match refreshed {
+                            Ok(Some(p)) => caller.principal = p,
+                            _ => {
+                                let e = ServerFrame::Error {
+                                    code: "unauthorized".into(),
+                                    message: "this user's access changed; sign in again".into(),
+                                };
+                                let _ = socket.send(frame(&e)).await;
+                                let _ = socket.send(Message::Close(None)).await;
+                                break;
+                            }
                         }
                         dirty = true;
                     }

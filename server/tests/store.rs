@@ -259,3 +259,77 @@ fn a_version_1_database_upgrades_with_its_data() {
     assert!(docs.contains(&doc));
     assert!(page.reviews.is_empty());
 }
+
+/// A purge travels in an answer that may be lost: until the device comes back with a cursor
+/// covering that answer, every round tells it again.
+#[test]
+fn a_lost_purge_is_sent_again_until_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, data) = demo_store(dir.path());
+    let store = engine.store();
+    let reps: Vec<_> = data.users.iter().filter(|u| u.role == Role::Rep).collect();
+    let (old, new) = (
+        reps[0],
+        reps.iter().find(|u| u.teams != reps[0].teams).unwrap(),
+    );
+    let p_old = store.principal(old.id, Role::Rep).unwrap();
+    let device = DeviceId::new();
+    let (first, _) = pull_all(store.as_ref(), &p_old, device, 0);
+    let account = data
+        .accounts
+        .iter()
+        .map(|(id, _)| *id)
+        .find(|id| {
+            let m = store.doc_meta(DocId::Account(*id)).unwrap().unwrap();
+            m.owner == Some(old.id) && m.visibility == Some(Visibility::Private)
+        })
+        .unwrap();
+    let acl = AccountAcl {
+        owner: new.id,
+        team: new.teams[0],
+        visibility: Visibility::Private,
+    };
+    engine
+        .server_edit(
+            data.users[0].id,
+            &[fieldline_protocol::ops::set_account_acl(account, acl)],
+            NOW,
+        )
+        .unwrap();
+    let (purging, _) = pull_all(store.as_ref(), &p_old, device, first.cursor);
+    assert_eq!(purging.purged, vec![DocId::Account(account)]);
+    // The answer is lost: the device asks again with its old cursor, and is told again.
+    let (again, _) = pull_all(store.as_ref(), &p_old, device, first.cursor);
+    assert_eq!(
+        again.purged,
+        vec![DocId::Account(account)],
+        "a lost purge is repeated"
+    );
+    // Once the device applied an answer carrying the purge, it is done.
+    let (done, _) = pull_all(store.as_ref(), &p_old, device, again.cursor);
+    assert!(done.purged.is_empty());
+    let (later, _) = pull_all(store.as_ref(), &p_old, device, done.cursor);
+    assert!(later.purged.is_empty());
+    assert!(
+        !store
+            .device_holds(old.id, device, DocId::Account(account))
+            .unwrap()
+    );
+    // If the account comes back to the old owner, the device receives it whole again.
+    let back = AccountAcl {
+        owner: old.id,
+        team: old.teams[0],
+        visibility: Visibility::Private,
+    };
+    engine
+        .server_edit(
+            data.users[0].id,
+            &[fieldline_protocol::ops::set_account_acl(account, back)],
+            NOW,
+        )
+        .unwrap();
+    let (returned, docs) = pull_all(store.as_ref(), &p_old, device, later.cursor);
+    assert_eq!(docs, vec![DocId::Account(account)]);
+    assert!(matches!(returned.docs[0].data, DocData::Whole(_)));
+    assert!(returned.purged.is_empty());
+}

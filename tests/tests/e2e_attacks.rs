@@ -295,3 +295,129 @@ async fn writes_to_documents_one_cannot_read_are_parked_without_revealing_them()
     let everything = format!("{resp:?}");
     assert!(!everything.contains("Private Co"));
 }
+
+/// Approval is no back door: a manager cannot approve their own refused catalog edit, nor a
+/// change to an account outside the teams they manage. An admin decides those.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managers_cannot_approve_their_way_around_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("server")).unwrap();
+    let org = Org::create(&server.base).await.unwrap();
+    let manager = Device::open(dir.path(), "manager", &org.manager).unwrap();
+    let outsider = Device::open(dir.path(), "outsider", &org.outsider).unwrap();
+    manager.sync().await.unwrap();
+    outsider.sync().await.unwrap();
+    // 1. The manager forges a catalog edit, then tries to approve it.
+    let catalog = manager
+        .replica
+        .save_document(DocId::Catalog)
+        .unwrap()
+        .unwrap();
+    let product = org.products[0].to_string();
+    let forged = craft(&catalog, |tx| {
+        let products = tx.get(ROOT, "products").unwrap().unwrap().1;
+        let p = tx.get(&products, product.as_str()).unwrap().unwrap().1;
+        tx.put(&p, "base_price_minor", 1).unwrap();
+    });
+    let Outcome::Rejected { review_id, .. } = upload(
+        &server,
+        &org.manager,
+        manager.replica.device_id(),
+        DocId::Catalog,
+        &forged,
+    )
+    .await
+    else {
+        panic!("the forged catalog edit must be refused");
+    };
+    let (status, _) = org
+        .api
+        .call(
+            "POST",
+            &format!("/v1/reviews/{review_id}/approve"),
+            Some(&org.manager.access),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "nobody approves their own refused write");
+    let listed = org
+        .api
+        .ok("GET", "/v1/reviews?status=open", &org.manager.access, None)
+        .await
+        .unwrap();
+    assert!(
+        listed["reviews"].as_array().unwrap().is_empty(),
+        "nor sees it as theirs to decide"
+    );
+    // 2. The outsider (another team) writes to the outsider's own account… fine; a visit
+    //    forged onto it by the manager of *another* team is not the manager's to approve.
+    let account = outsider
+        .replica
+        .create_account(
+            &AccountInput::named("North Co", Currency::CNY),
+            Visibility::Private,
+            "",
+            &[],
+        )
+        .unwrap();
+    outsider.sync().await.unwrap();
+    let skeleton = fieldline_protocol::doc::skeleton(&DocId::Account(account))
+        .unwrap()
+        .save();
+    let visit = craft(&skeleton, |tx| {
+        let visits = tx.get(ROOT, "visits").unwrap().unwrap().1;
+        tx.put_object(
+            &visits,
+            VisitId::new().to_string(),
+            fieldline_protocol::automerge::ObjType::Map,
+        )
+        .unwrap();
+    });
+    let Outcome::Rejected {
+        review_id: other, ..
+    } = upload(
+        &server,
+        &org.rep_a,
+        DeviceId::new(),
+        DocId::Account(account),
+        &visit,
+    )
+    .await
+    else {
+        panic!("a rep of another team cannot write there");
+    };
+    let (status, _) = org
+        .api
+        .call(
+            "POST",
+            &format!("/v1/reviews/{other}/approve"),
+            Some(&org.manager.access),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "the account is not in the manager's teams");
+    // The admin may decide it: approving a catalog edit is an admin's decision to make.
+    org.api
+        .ok(
+            "POST",
+            &format!("/v1/reviews/{review_id}/approve"),
+            &org.admin.access,
+            None,
+        )
+        .await
+        .unwrap();
+    manager.sync().await.unwrap();
+    let prices: Vec<i64> = manager
+        .replica
+        .products("", 10)
+        .unwrap()
+        .iter()
+        .map(|p| p.product.base_price_minor)
+        .collect();
+    assert!(
+        prices.contains(&1),
+        "the approved edit reached the devices: {prices:?}"
+    );
+}

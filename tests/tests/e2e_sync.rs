@@ -438,3 +438,57 @@ async fn a_visit_on_an_account_reassigned_within_the_team_is_kept() {
         .unwrap();
     assert_eq!(reviews["reviews"].as_array().unwrap().len(), 0);
 }
+
+/// An admin demoted to rep: the old admin token stops working at once, and the next sync
+/// with a fresh token purges everything a rep may not read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demoted_admin_loses_what_a_rep_may_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("server")).unwrap();
+    let org = Org::create(&server.base).await.unwrap();
+    let rep = Device::open(dir.path(), "rep_a", &org.rep_a).unwrap();
+    rep.sync().await.unwrap();
+    let secret = rep
+        .replica
+        .create_account(&input("Rep A's own 客户"), Visibility::Private, "", &[])
+        .unwrap();
+    rep.sync().await.unwrap();
+    // A second admin, on a phone, holds every account.
+    let boss_id = org
+        .api
+        .create_user(&org.admin, "boss", "admin", Some(org.other_team))
+        .await
+        .unwrap();
+    let boss = org.api.login_user("boss").await.unwrap();
+    let mut phone = Device::open(dir.path(), "boss", &boss).unwrap();
+    phone.sync().await.unwrap();
+    assert!(phone.replica.account(secret).unwrap().is_some());
+    // Demoted to rep.
+    org.api
+        .ok(
+            "PATCH",
+            &format!("/v1/users/{boss_id}"),
+            &org.admin.access,
+            Some(json!({ "role": "rep" })),
+        )
+        .await
+        .unwrap();
+    let err = phone.sync().await.unwrap_err();
+    assert!(err.is_auth(), "the admin token is refused: {err}");
+    assert!(
+        phone.replica.account(secret).unwrap().is_some(),
+        "nothing changed yet on the phone"
+    );
+    // Signing in again gives a rep token; the next sync purges what a rep may not read.
+    let again = org.api.login_user("boss").await.unwrap();
+    phone.token.set(again.access.clone());
+    phone.repoint(&server.base).unwrap();
+    let s = phone.sync().await.unwrap();
+    assert!(s.purged >= 1);
+    assert!(phone.replica.account(secret).unwrap().is_none());
+    assert!(!contains_bytes(
+        &phone.file_bytes(),
+        "Rep A's own".as_bytes()
+    ));
+    assert_eq!(phone.replica.identity().unwrap().principal.role, Role::Rep);
+}

@@ -108,6 +108,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX docs_team ON docs(team, last_seq);
     CREATE INDEX docs_visibility ON docs(visibility, last_seq);
     "#,
+    // 4: purges are pending until the device confirms it applied the answer that carried
+    // them (a lost answer must not leave a document the user may no longer read).
+    r#"
+    ALTER TABLE device_docs ADD COLUMN purge_cursor INTEGER;
+    CREATE INDEX device_docs_purging ON device_docs(user_id, device_id, purge_cursor) WHERE purge_cursor IS NOT NULL;
+    "#,
 ];
 
 /// Who may read a document, as SQL over `docs d` with `?1` = user ID and `?9` = 1 for admins.
@@ -126,13 +132,14 @@ fn purge_query(reconcile: bool) -> String {
     if reconcile {
         format!(
             "SELECT d.doc_id FROM device_docs dd JOIN docs d ON d.doc_id = dd.doc_id
-             WHERE dd.user_id = ?1 AND dd.device_id = ?2 AND NOT {READABLE}"
+             WHERE dd.user_id = ?1 AND dd.device_id = ?2 AND dd.purge_cursor IS NULL AND NOT {READABLE}"
         )
     } else {
         format!(
             "SELECT d.doc_id FROM docs d
              WHERE d.acl_seq > ?3 AND d.acl_seq <= ?4 AND NOT {READABLE}
-                AND EXISTS (SELECT 1 FROM device_docs dd WHERE dd.user_id = ?1 AND dd.device_id = ?2 AND dd.doc_id = d.doc_id)"
+                AND EXISTS (SELECT 1 FROM device_docs dd
+                    WHERE dd.user_id = ?1 AND dd.device_id = ?2 AND dd.doc_id = d.doc_id AND dd.purge_cursor IS NULL)"
         )
     }
 }
@@ -171,7 +178,9 @@ fn feed_query(reconcile: bool, admin: bool, count: bool) -> String {
                     WHERE g.user_id = ?1) {since})"
         )
     };
-    let from = "FROM docs d LEFT JOIN device_docs dd ON dd.user_id = ?1 AND dd.device_id = ?2 AND dd.doc_id = d.doc_id";
+    // A document being purged from the device does not count as held.
+    let from = "FROM docs d LEFT JOIN device_docs dd
+        ON dd.user_id = ?1 AND dd.device_id = ?2 AND dd.doc_id = d.doc_id AND dd.purge_cursor IS NULL";
     if count {
         format!(
             "SELECT COUNT(*) {from}
@@ -1018,7 +1027,7 @@ impl Store for SqliteStore {
         let dev = req.device.to_string();
         let admin = p.is_admin();
         let mut sent: Vec<String> = Vec::new();
-        let (page, cursor_in, seen) = self.read(|c| {
+        let (page, cursor_in, seen, confirmed_purges) = self.read(|c| {
             let tx = c.unchecked_transaction()?;
             let head: Seq = tx.query_row("SELECT value FROM seq_counter WHERE id = 1", [], |r| r.get::<_, i64>(0))? as Seq;
             // A device ahead of the server (restored from an older backup) starts over.
@@ -1044,9 +1053,27 @@ impl Store for SqliteStore {
                 .prepare(&purge_sql)?
                 .query_map(rusqlite::params_from_iter(base(vec![])), |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
-            for d in &purged {
-                page.purged.push(DocId::parse(d).map_err(|e| corrupt(e.to_string()))?);
+            // Purges sent earlier that the device has not confirmed (its cursor does not cover
+            // the answer that carried them): the answer may have been lost, send them again.
+            let pending: Vec<String> = tx
+                .prepare_cached(
+                    "SELECT doc_id FROM device_docs WHERE user_id = ?1 AND device_id = ?2
+                        AND purge_cursor IS NOT NULL AND purge_cursor > ?3",
+                )?
+                .query_map(params![uid, dev, cursor as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for d in purged.iter().chain(&pending) {
+                let d = DocId::parse(d).map_err(|e| corrupt(e.to_string()))?;
+                if !page.purged.contains(&d) {
+                    page.purged.push(d);
+                }
             }
+            let confirmed_purges: i64 = tx
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM device_docs WHERE user_id = ?1 AND device_id = ?2
+                        AND purge_cursor IS NOT NULL AND purge_cursor <= ?3 AND ?3 > 0",
+                )?
+                .query_row(params![uid, dev, cursor as i64], |r| r.get(0))?;
 
             // Documents asked for whole.
             let readable_one = format!("SELECT 1 FROM docs d WHERE d.doc_id = ?5 AND {READABLE}");
@@ -1158,7 +1185,10 @@ impl Store for SqliteStore {
                 .prepare_cached("SELECT cursor, last_seen FROM devices WHERE user_id = ?1 AND device_id = ?2")?
                 .query_row(params![uid, dev], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            Ok((page, cursor, seen))
+            // A document sent in this answer is readable again: it is not purged.
+            let sent_now: std::collections::BTreeSet<DocId> = page.docs.iter().map(|d| d.doc).collect();
+            page.purged.retain(|d| !sent_now.contains(d));
+            Ok((page, cursor, seen, confirmed_purges))
         })?;
         // A round that changed nothing for the device writes nothing (no fsync), except to
         // refresh "last seen" every few minutes.
@@ -1166,20 +1196,33 @@ impl Store for SqliteStore {
             Some((c, at)) => c as Seq != cursor_in || req.now - at > 5 * 60 * 1000,
             None => true,
         };
-        let nothing_to_record = sent.is_empty() && page.purged.is_empty() && !stale;
+        let nothing_to_record =
+            sent.is_empty() && page.purged.is_empty() && confirmed_purges == 0 && !stale;
         if page.forbidden.is_empty() && !nothing_to_record {
             // Remember what this device now holds (confirmed once it syncs with this cursor).
             self.write(|tx| {
                 for id in &sent {
                     tx.prepare_cached(
                         "INSERT INTO device_docs (user_id, device_id, doc_id, sent_cursor) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT (user_id, device_id, doc_id) DO UPDATE SET sent_cursor =
-                            CASE WHEN device_docs.sent_cursor <= ?5 AND ?5 > 0 THEN device_docs.sent_cursor ELSE excluded.sent_cursor END",
+                         ON CONFLICT (user_id, device_id, doc_id) DO UPDATE SET purge_cursor = NULL, sent_cursor =
+                            CASE WHEN device_docs.sent_cursor <= ?5 AND ?5 > 0 AND device_docs.purge_cursor IS NULL
+                                THEN device_docs.sent_cursor ELSE excluded.sent_cursor END",
                     )?
                     .execute(params![uid, dev, id, page.cursor as i64, cursor_in as i64])?;
                 }
+                // Purges the device confirmed are done; this answer's purges wait for its
+                // confirmation (the next round with a cursor covering this answer).
+                tx.prepare_cached(
+                    "DELETE FROM device_docs WHERE user_id = ?1 AND device_id = ?2
+                        AND purge_cursor IS NOT NULL AND purge_cursor <= ?3 AND ?3 > 0",
+                )?
+                .execute(params![uid, dev, cursor_in as i64])?;
                 for d in &page.purged {
-                    tx.execute("DELETE FROM device_docs WHERE user_id = ?1 AND device_id = ?2 AND doc_id = ?3", params![uid, dev, d.to_string()])?;
+                    tx.prepare_cached(
+                        "UPDATE device_docs SET purge_cursor = ?4 WHERE user_id = ?1 AND device_id = ?2 AND doc_id = ?3",
+                    )?
+                    // Strictly beyond the request's cursor, so only a later round confirms it.
+                    .execute(params![uid, dev, d.to_string(), page.cursor.max(cursor_in + 1) as i64])?;
                 }
                 tx.execute(
                     "INSERT INTO devices (user_id, device_id, cursor, last_seen) VALUES (?1, ?2, ?3, ?4)
