@@ -261,7 +261,10 @@ impl Replica {
     }
 
     pub fn edit_account_notes(&self, account: AccountId, notes: &str) -> Result<()> {
-        self.edit(|_| Ok((vec![ops::edit_account_notes(account, notes)], ())))
+        self.edit(|inner| {
+            let base = inner.read_account(account)?.notes;
+            Ok((vec![ops::edit_account_notes(account, &base, notes)], ()))
+        })
     }
 
     pub fn set_tag(&self, account: AccountId, tag: &str, present: bool) -> Result<()> {
@@ -412,7 +415,16 @@ impl Replica {
     }
 
     pub fn edit_visit_notes(&self, account: AccountId, visit: VisitId, notes: &str) -> Result<()> {
-        self.edit(|_| Ok((vec![ops::edit_visit_notes(account, visit, notes)], ())))
+        self.edit(|inner| {
+            let base = inner
+                .with_doc(DocId::Account(account), |r| r.visit(account, visit))?
+                .ok_or(missing("visit", visit))?
+                .notes;
+            Ok((
+                vec![ops::edit_visit_notes(account, visit, &base, notes)],
+                (),
+            ))
+        })
     }
 
     // ---- orders ---------------------------------------------------------------------------

@@ -415,17 +415,38 @@ fn a_failed_round_leaves_nothing_half_applied() {
     let before = server.get_heads();
     let mut input = AccountInput::named("Renamed by the manager", Currency::CNY);
     input.status = AccountStatus::Lead;
-    let current = fieldline_protocol::doc::Reader::new(&server).account().unwrap().unwrap();
-    apply(&mut server, &ops::update_account(&current, &input).unwrap(), &org.manager.principal, Authority::Device);
-    let good: Vec<Bytes> = server.get_changes(&before).iter().map(|c| Bytes(c.raw_bytes().to_vec())).collect();
-    let bad = DocPayload { doc: DocId::Account(AccountId::new()), data: DocData::Whole(vec![Bytes(vec![1, 2, 3])]) };
+    let current = fieldline_protocol::doc::Reader::new(&server)
+        .account()
+        .unwrap()
+        .unwrap();
+    apply(
+        &mut server,
+        &ops::update_account(&current, &input).unwrap(),
+        &org.manager.principal,
+        Authority::Device,
+    );
+    let good: Vec<Bytes> = server
+        .get_changes(&before)
+        .iter()
+        .map(|c| Bytes(c.raw_bytes().to_vec()))
+        .collect();
+    let bad = DocPayload {
+        doc: DocId::Account(AccountId::new()),
+        data: DocData::Whole(vec![Bytes(vec![1, 2, 3])]),
+    };
     let req = r.prepare_sync(usize::MAX).unwrap();
     let resp = SyncResponse {
         cursor: Cursor(30),
         more: false,
         remaining: 0,
         identity: org.rep.clone(),
-        docs: vec![DocPayload { doc: DocId::Account(a), data: DocData::Changes(good.clone()) }, bad],
+        docs: vec![
+            DocPayload {
+                doc: DocId::Account(a),
+                data: DocData::Changes(good.clone()),
+            },
+            bad,
+        ],
         purged: vec![],
         outcomes: vec![],
         reviews: vec![],
@@ -433,10 +454,76 @@ fn a_failed_round_leaves_nothing_half_applied() {
     assert!(r.apply_sync(&req, resp).is_err());
     assert_eq!(r.cursor().unwrap(), Cursor(5), "nothing was applied");
     // The retry (without the damaged part) applies the good changes for real.
-    respond(&r, &org.rep, 30, |_, resp| resp.docs.push(DocPayload { doc: DocId::Account(a), data: DocData::Changes(good.clone()) }));
-    assert_eq!(r.account(a).unwrap().unwrap().name, "Renamed by the manager");
+    respond(&r, &org.rep, 30, |_, resp| {
+        resp.docs.push(DocPayload {
+            doc: DocId::Account(a),
+            data: DocData::Changes(good.clone()),
+        })
+    });
+    assert_eq!(
+        r.account(a).unwrap().unwrap().name,
+        "Renamed by the manager"
+    );
     let path = dir.path().join("rep.db");
     drop(r);
     let (reopened, _) = open(&path, &org.rep);
-    assert_eq!(reopened.account(a).unwrap().unwrap().name, "Renamed by the manager", "stored, not just cached");
+    assert_eq!(
+        reopened.account(a).unwrap().unwrap().name,
+        "Renamed by the manager",
+        "stored, not just cached"
+    );
+}
+
+/// A notes edit replayed after a refusal keeps what others wrote meanwhile.
+#[test]
+fn replayed_notes_keep_concurrent_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::new();
+    let (r, a, mut server) = synced_account(dir.path(), &org);
+    // While the rep is offline: the manager adds to the notes and shares the account with
+    // the team (the rep's pending edits will be refused as owner, then replayed).
+    apply(
+        &mut server,
+        &ops::edit_account_notes(a, "", "Manager: key customer."),
+        &org.manager.principal,
+        Authority::Device,
+    );
+    let acl = AccountAcl {
+        owner: org.manager.principal.user_id,
+        team: org.team,
+        visibility: Visibility::Team,
+    };
+    apply(
+        &mut server,
+        &ops::set_account_acl(a, acl),
+        &org.manager.principal,
+        Authority::Server,
+    );
+    r.edit_account_notes(a, "Rep: asked for samples.").unwrap();
+    r.log_visit(a, None, Some("offline"), &VisitReport::default())
+        .unwrap();
+    let whole = server.save();
+    respond(&r, &org.rep, 9, |req, resp| {
+        reject_all(7, "forbidden")(req, resp);
+        resp.docs.push(DocPayload {
+            doc: DocId::Account(a),
+            data: DocData::Whole(vec![Bytes(whole.clone())]),
+        });
+    });
+    let notes = r.account(a).unwrap().unwrap().notes;
+    assert!(
+        notes.contains("Manager: key customer."),
+        "the manager's text stays: {notes}"
+    );
+    // The rep may no longer edit the account (not the owner), so the notes edit is parked,
+    // not replayed over the manager's words; the visit (team members may log visits) is kept.
+    let parked = r.parked_writes().unwrap();
+    assert_eq!(
+        parked
+            .iter()
+            .filter(|p| p.action.as_deref() == Some("edit_account_notes"))
+            .count(),
+        1
+    );
+    assert_eq!(r.pending_changes().unwrap(), 1, "the visit was replayed");
 }

@@ -36,6 +36,15 @@ pub enum Op {
     },
     /// Adds or removes an account tag (tags form an add-wins set).
     Tag { tag: String, present: bool },
+    /// Edits a collaborative text field: the user changed `base` (what they saw) into `text`;
+    /// that change is applied to the field *as it is now*, so text others added meanwhile
+    /// stays — also when the edit is replayed after a refusal, long after it was made.
+    EditText {
+        record: RecordPath,
+        field: String,
+        base: String,
+        text: String,
+    },
 }
 
 /// One user action on one document, applied as one automerge change.
@@ -100,6 +109,12 @@ fn apply_op<T: Transactable + ReadDoc>(
     match op {
         Op::Create { record, fields } => create(tx, doc, record, fields, actor, now),
         Op::Set { record, fields } => set(tx, doc, record, fields),
+        Op::EditText {
+            record,
+            field,
+            base,
+            text,
+        } => edit_text(tx, doc, record, field, base, text),
         Op::Tag { tag, present } => {
             if doc.kind() != DocKind::Account {
                 return Err(Error::invalid("tag", "only accounts have tags"));
@@ -115,6 +130,64 @@ fn apply_op<T: Transactable + ReadDoc>(
             Ok(Applied::Changed)
         }
     }
+}
+
+fn edit_text<T: Transactable + ReadDoc>(
+    tx: &mut T,
+    doc: DocId,
+    record: &RecordPath,
+    field: &str,
+    base: &str,
+    text: &str,
+) -> Result<Applied> {
+    check_doc_kind(doc, record)?;
+    let kind = record.kind();
+    let spec = kind
+        .field(field)
+        .filter(|s| s.ty == FieldType::Text)
+        .ok_or_else(|| unknown_field(kind, field))?;
+    let current = Reader::new(tx)
+        .record(record)?
+        .ok_or_else(|| not_found(record))?;
+    let now = current
+        .get(field)
+        .and_then(FieldValue::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let target = if now == base {
+        text.to_owned()
+    } else {
+        merge_text(base, &now, text)?
+    };
+    spec.check_value(kind, &FieldValue::Text(target.clone()))?;
+    if target == now {
+        return Ok(Applied::Unchanged);
+    }
+    let obj = existing_map(tx, record)?;
+    write_value(tx, &obj, spec.name, &FieldValue::Text(target))?;
+    Ok(Applied::Changed)
+}
+
+/// Three-way merge of text: the edit `base → ours` applied to `theirs`, with automerge's own
+/// text merge (on a scratch document), so the result is what a live merge would have given.
+pub fn merge_text(base: &str, theirs: &str, ours: &str) -> Result<String> {
+    let mut root = automerge::Automerge::new()
+        .with_actor(automerge::ActorId::from(b"fieldline-merge-b".as_slice()));
+    let mut tx = root.transaction();
+    let t = tx.put_object(automerge::ROOT, "t", ObjType::Text)?;
+    tx.splice_text(&t, 0, 0, base)?;
+    tx.commit();
+    let branch = |text: &str, actor: &[u8]| -> Result<automerge::Automerge> {
+        let mut d = root.fork().with_actor(automerge::ActorId::from(actor));
+        let mut tx = d.transaction();
+        tx.update_text(&t, text)?;
+        tx.commit();
+        Ok(d)
+    };
+    let mut theirs_doc = branch(theirs, b"fieldline-merge-t")?;
+    let mut ours_doc = branch(ours, b"fieldline-merge-o")?;
+    theirs_doc.merge(&mut ours_doc)?;
+    Ok(theirs_doc.text(&t)?)
 }
 
 fn existing_map<T: ReadDoc>(tx: &T, path: &RecordPath) -> Result<ObjId> {
@@ -521,16 +594,22 @@ fn set_status(account: AccountId, status: AccountStatus, action: &str) -> Edit {
     )
 }
 
-/// Replaces the account's notes; automerge text merges this with concurrent note edits.
-pub fn edit_account_notes(account: AccountId, notes: &str) -> Edit {
+/// Edits the account's notes from `base` (what the user saw) to `notes`.
+pub fn edit_account_notes(account: AccountId, base: &str, notes: &str) -> Edit {
     Edit::new(
         DocId::Account(account),
         "edit_account_notes",
-        vec![Op::Set {
-            record: RecordPath::Account,
-            fields: vec![("notes".into(), Some(FieldValue::Text(notes.to_owned())))],
-        }],
+        vec![edit_notes(RecordPath::Account, base, notes)],
     )
+}
+
+fn edit_notes(record: RecordPath, base: &str, text: &str) -> Op {
+    Op::EditText {
+        record,
+        field: "notes".into(),
+        base: base.to_owned(),
+        text: text.to_owned(),
+    }
 }
 
 pub fn set_tag(account: AccountId, tag: &str, present: bool) -> Edit {
@@ -727,14 +806,11 @@ pub fn complete_visit(
     if let Some(n) = opt_s(&report.next_step) {
         fields.push(("next_step".into(), Some(n)));
     }
+    let mut ops = vec![visit_op(visit.id, fields)];
     if let Some(notes) = &report.notes {
-        fields.push(("notes".into(), Some(FieldValue::Text(notes.clone()))));
+        ops.push(edit_notes(RecordPath::Visit(visit.id), &visit.notes, notes));
     }
-    Edit::new(
-        DocId::Account(account),
-        "complete_visit",
-        vec![visit_op(visit.id, fields)],
-    )
+    Edit::new(DocId::Account(account), "complete_visit", ops)
 }
 
 /// Logs a visit that already happened, in one step (minimal data entry: the rep was there).
@@ -810,14 +886,12 @@ pub fn reschedule_visit(visit: &Visit, planned_at: i64, purpose: Option<&str>) -
     ))
 }
 
-pub fn edit_visit_notes(account: AccountId, id: VisitId, notes: &str) -> Edit {
+/// Edits a visit's notes from `base` (what the user saw) to `notes`.
+pub fn edit_visit_notes(account: AccountId, id: VisitId, base: &str, notes: &str) -> Edit {
     Edit::new(
         DocId::Account(account),
         "edit_visit_notes",
-        vec![visit_op(
-            id,
-            vec![("notes".into(), Some(FieldValue::Text(notes.to_owned())))],
-        )],
+        vec![edit_notes(RecordPath::Visit(id), base, notes)],
     )
 }
 
@@ -1055,14 +1129,19 @@ pub fn update_task(user: UserId, current: &Task, input: &TaskInput) -> Option<Ed
         current.visit_id.map(|a| s(a.to_string())),
         input.visit_id.map(|a| s(a.to_string())),
     );
+    let mut ops: Vec<Op> = delta
+        .into_op(RecordPath::Task(current.id))
+        .into_iter()
+        .collect();
     let new_notes = input.notes.clone().unwrap_or_default();
     if new_notes != current.notes {
-        delta
-            .0
-            .push(("notes".into(), Some(FieldValue::Text(new_notes))));
+        ops.push(edit_notes(
+            RecordPath::Task(current.id),
+            &current.notes,
+            &new_notes,
+        ));
     }
-    let op = delta.into_op(RecordPath::Task(current.id))?;
-    Some(Edit::new(DocId::User(user), "update_task", vec![op]))
+    (!ops.is_empty()).then(|| Edit::new(DocId::User(user), "update_task", ops))
 }
 
 pub fn set_task_done(user: UserId, id: TaskId, done: bool, at: i64) -> Edit {

@@ -496,7 +496,7 @@ fn visit_lifecycle_and_location_only_at_check_in_and_out() {
     assert_eq!(
         code(try_on_fork(
             &doc,
-            &ops::edit_visit_notes(id, v, "follow up on price"),
+            &ops::edit_visit_notes(id, v, "", "follow up on price"),
             &w.rep,
             &w
         )),
@@ -1140,5 +1140,51 @@ fn a_hidden_losing_write_still_needs_permission() {
     assert_eq!(
         validate_change(&ctx, &doc, &before).unwrap_err().code(),
         "forbidden"
+    );
+}
+
+/// Replaying a notes edit applies what the user changed, not the whole text they saw: text
+/// added by others meanwhile stays.
+#[test]
+fn text_edits_merge_three_ways() {
+    let merged = ops::merge_text(
+        "Call back on Monday.",
+        "Call back on Monday. Manager: bring samples.",
+        "Call back on Monday or Tuesday.",
+    )
+    .unwrap();
+    assert!(
+        merged.contains("Tuesday") && merged.contains("bring samples"),
+        "{merged}"
+    );
+    assert_eq!(ops::merge_text("a", "a", "ab").unwrap(), "ab");
+    assert_eq!(
+        ops::merge_text("abc", "abcX", "ac").unwrap(),
+        "acX",
+        "a deletion and an addition both hold"
+    );
+    // Through an edit on a document that moved on since the user saw it.
+    let w = World::new();
+    let (id, mut doc) = w.account(Visibility::Private);
+    apply(
+        &mut doc,
+        &ops::edit_account_notes(id, "first note", "first note + manager"),
+        &w.manager,
+        Authority::Device,
+        None,
+    )
+    .unwrap();
+    apply(
+        &mut doc,
+        &ops::edit_account_notes(id, "first note", "first note + rep"),
+        &w.rep,
+        Authority::Device,
+        None,
+    )
+    .unwrap();
+    let notes = Reader::new(&doc).account().unwrap().unwrap().notes;
+    assert!(
+        notes.contains("+ manager") && notes.contains("+ rep"),
+        "{notes}"
     );
 }
