@@ -213,14 +213,14 @@ pub(crate) fn accounts_by_name(
     offset: u32,
 ) -> Result<Vec<AccountSummary>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {SUMMARY_COLS} FROM accounts a ORDER BY a.name COLLATE NOCASE LIMIT ?1 OFFSET ?2"
+        "SELECT {SUMMARY_COLS} FROM accounts a ORDER BY a.name COLLATE NOCASE, a.id LIMIT ?1 OFFSET ?2"
     ))?;
     collect(stmt.query_map(params![limit, offset], summary_row)?)
 }
 
 pub(crate) fn accounts_by_next_visit(conn: &Connection, limit: u32) -> Result<Vec<AccountSummary>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {SUMMARY_COLS} FROM accounts a WHERE a.next_visit_at IS NOT NULL ORDER BY a.next_visit_at LIMIT ?1"
+        "SELECT {SUMMARY_COLS} FROM accounts a WHERE a.next_visit_at IS NOT NULL ORDER BY a.next_visit_at, a.id LIMIT ?1"
     ))?;
     collect(stmt.query_map([limit], summary_row)?)
 }
@@ -235,7 +235,7 @@ pub(crate) fn search_accounts(
     };
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {SUMMARY_COLS} FROM account_search s JOIN accounts a ON a.rowid = s.rowid
-         WHERE account_search MATCH ?1 ORDER BY s.rank LIMIT ?2"
+         WHERE account_search MATCH ?1 ORDER BY s.rank, a.name COLLATE NOCASE, a.id LIMIT ?2"
     ))?;
     collect(stmt.query_map(params![q, limit], summary_row)?)
 }
@@ -262,7 +262,7 @@ fn contact_row(r: &Row<'_>) -> rusqlite::Result<Contact> {
 pub(crate) fn contacts(conn: &Connection, account: AccountId) -> Result<Vec<Contact>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, account_id, name, title, phone, email, is_primary, deleted, created_at, created_by
-         FROM contacts WHERE account_id = ?1 AND deleted = 0 ORDER BY is_primary DESC, name COLLATE NOCASE",
+         FROM contacts WHERE account_id = ?1 AND deleted = 0 ORDER BY is_primary DESC, name COLLATE NOCASE, id",
     )?;
     collect(stmt.query_map([account.to_string()], contact_row)?)
 }
@@ -300,7 +300,7 @@ fn visit_item_row(r: &Row<'_>) -> rusqlite::Result<VisitItem> {
 
 pub(crate) fn visits_of(conn: &Connection, account: AccountId) -> Result<Vec<Visit>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {VISIT_COLS} FROM visits v WHERE v.account_id = ?1 ORDER BY COALESCE(v.planned_at, v.created_at) DESC"
+        "SELECT {VISIT_COLS} FROM visits v WHERE v.account_id = ?1 ORDER BY COALESCE(v.planned_at, v.created_at) DESC, v.id DESC"
     ))?;
     collect(stmt.query_map([account.to_string()], visit_row)?)
 }
@@ -319,7 +319,7 @@ pub(crate) fn upcoming_visits(conn: &Connection, from: i64, limit: u32) -> Resul
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {VISIT_COLS}, a.name FROM visits v JOIN accounts a ON a.id = v.account_id
          WHERE v.status IN ('planned', 'in_progress') AND v.planned_at >= ?1
-         ORDER BY v.planned_at LIMIT ?2"
+         ORDER BY v.planned_at, v.id LIMIT ?2"
     ))?;
     collect(stmt.query_map(params![from, limit], visit_item_row)?)
 }
@@ -329,7 +329,7 @@ pub(crate) fn visits_between(conn: &Connection, from: i64, to: i64) -> Result<Ve
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {VISIT_COLS}, a.name FROM visits v JOIN accounts a ON a.id = v.account_id
          WHERE COALESCE(v.checked_in_at, v.planned_at) >= ?1 AND COALESCE(v.checked_in_at, v.planned_at) < ?2
-         ORDER BY COALESCE(v.checked_in_at, v.planned_at)"
+         ORDER BY COALESCE(v.checked_in_at, v.planned_at), v.id"
     ))?;
     collect(stmt.query_map(params![from, to], visit_item_row)?)
 }
@@ -361,7 +361,7 @@ fn order_summary_row(r: &Row<'_>) -> rusqlite::Result<OrderSummary> {
 pub(crate) fn orders_of(conn: &Connection, account: AccountId) -> Result<Vec<OrderSummary>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ORDER_COLS} FROM orders o JOIN accounts a ON a.id = o.account_id
-         WHERE o.account_id = ?1 AND o.deleted = 0 ORDER BY o.created_at DESC"
+         WHERE o.account_id = ?1 AND o.deleted = 0 ORDER BY o.created_at DESC, o.id DESC"
     ))?;
     collect(stmt.query_map([account.to_string()], order_summary_row)?)
 }
@@ -373,7 +373,7 @@ pub(crate) fn orders_with_status(
 ) -> Result<Vec<OrderSummary>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ORDER_COLS} FROM orders o JOIN accounts a ON a.id = o.account_id
-         WHERE o.status = ?1 AND o.deleted = 0 ORDER BY o.created_at DESC LIMIT ?2"
+         WHERE o.status = ?1 AND o.deleted = 0 ORDER BY o.created_at DESC, o.id DESC LIMIT ?2"
     ))?;
     collect(stmt.query_map(params![status.as_str(), limit], order_summary_row)?)
 }
@@ -467,7 +467,7 @@ pub(crate) fn tasks(
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {TASK_COLS} FROM tasks WHERE user_id = ?1 AND deleted = 0 AND (?2 = 0 OR done = 0)
             AND (?3 IS NULL OR due_at < ?3)
-         ORDER BY done, due_at IS NULL, due_at LIMIT ?4"
+         ORDER BY done, due_at IS NULL, due_at, id LIMIT ?4"
     ))?;
     collect(stmt.query_map(
         params![user.to_string(), open_only, due_before, limit],
@@ -527,7 +527,7 @@ pub(crate) fn products(conn: &Connection, query: &str, limit: u32) -> Result<Vec
     let mut stmt = conn.prepare_cached(
         "SELECT id, sku, name, category, unit, base_price_minor, tax_class, active, tax_bp FROM products
          WHERE active = 1 AND (name LIKE ?1 ESCAPE '\\' OR sku LIKE ?1 ESCAPE '\\' OR category LIKE ?1 ESCAPE '\\')
-         ORDER BY name COLLATE NOCASE LIMIT ?2",
+         ORDER BY name COLLATE NOCASE, id LIMIT ?2",
     )?;
     collect(stmt.query_map(params![pattern, limit], |r| {
         Ok(ProductItem {

@@ -153,6 +153,26 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         "#,
         rebuilds_projection: false,
     },
+    // 4: a replayed change names every refused change it re-makes, oldest first (a chain of
+    // 32-byte hashes; the single hash version 3 stored is a chain of one). The server closes
+    // their review items in the commit that stores or parks the replay, and refuses a replay
+    // whose original a manager approved meanwhile, so the separate "superseded" report is
+    // gone. (No device ever ran version 3 against a server: nothing in that table to keep.)
+    // Lists are in a total order (ties broken by ID), so pages never skip or repeat a row
+    // and every replica lists the same data the same way; the indexes follow.
+    Migration {
+        sql: r#"
+        ALTER TABLE outbox RENAME COLUMN original_hash TO replaces;
+        DROP TABLE superseded;
+        DROP INDEX accounts_name;
+        CREATE INDEX accounts_name ON accounts(name COLLATE NOCASE, id);
+        DROP INDEX accounts_next_visit;
+        CREATE INDEX accounts_next_visit ON accounts(next_visit_at, id);
+        DROP INDEX visits_open_by_time;
+        CREATE INDEX visits_open_by_time ON visits(planned_at, id) WHERE status IN ('planned', 'in_progress');
+        "#,
+        rebuilds_projection: false,
+    },
 ];
 
 /// The schema version this code writes.

@@ -7,10 +7,18 @@
 //! accepted as they are. The device therefore *rebases* the document: it replaces its copy
 //! with the server's (sent whole in the same response), gives the document a fresh actor,
 //! and replays the journaled edits that are not yet acknowledged, in order, through the
-//! same validator. Edits that are still allowed become new changes (uploaded next round;
-//! the server closes the refused original as superseded); edits that are not are *parked*
-//! on the device, visible in [`Replica::parked_writes`], while the server keeps the original
-//! for a manager to approve or dismiss. Nothing the rep recorded is dropped.
+//! same validator. Edits that are still allowed become new changes, uploaded next round
+//! naming the refused changes they re-make (the server closes those review items in the
+//! same commit, so one edit never waits twice for a manager); edits that are not are
+//! *parked* on the device, visible in [`Replica::parked_writes`], while the server keeps
+//! the original for a manager to approve or dismiss. Nothing the rep recorded is dropped.
+//!
+//! If a manager approves the original before the replay reaches the server, the server
+//! answers the replay with [`Outcome::Stale`] and stores nothing: the device rebases again
+//! on the server's copy, which now holds the approved original. A journaled edit whose
+//! change (or any earlier rendition of it) is already in the server's copy is done and
+//! leaves the outbox without being replayed: an edit is never applied twice (for notes
+//! text that would repeat the rep's words; for a field it could overwrite a later edit).
 //!
 //! Documents the user may no longer read are purged: the document, its projection rows and
 //! its search entries, with SQLite's secure delete so the bytes do not linger in the file.
@@ -22,8 +30,9 @@ use fieldline_protocol::ids::DocId;
 use fieldline_protocol::ops::Edit;
 use fieldline_protocol::validate::{Authority, WriteContext, touched_by_patches, validate_patches};
 use fieldline_protocol::wire::{
-    Bytes, ChangeOutcome, Cursor, DocData, DocUpload, Outcome, PROTOCOL_VERSION, ReviewNotice,
-    ReviewStatus, SyncRequest, SyncResponse,
+    Bytes, ChangeOutcome, Cursor, DocData, DocUpload, Hash, MAX_REPLACED_ORIGINALS, Outcome,
+    PROTOCOL_VERSION, Replacement, ReviewNotice, ReviewStatus, STALE_ALREADY_APPLIED, SyncRequest,
+    SyncResponse,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -33,6 +42,10 @@ use crate::{ChangeSet, Error, Replica, Result, projection, store};
 
 /// Upload at most this much per round (the rest goes next round).
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 2 * 1024 * 1024;
+
+/// Ask for at most this many whole documents per round (the server sends them a page at a
+/// time anyway; the rest are asked for in the next rounds).
+pub const MAX_WANT_FULL_PER_ROUND: i64 = 500;
 
 /// What one round did.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -62,8 +75,9 @@ impl Replica {
     }
 
     /// Builds the next round's request: the cursor, pending changes (at most
-    /// `max_upload_bytes`, but always at least one), documents needed whole, superseded
-    /// refusals. Idempotent: calling it again without applying a response gives the same.
+    /// `max_upload_bytes`, but always at least one) with the refused originals replays
+    /// re-make, documents needed whole. Idempotent: calling it again without applying a
+    /// response gives the same.
     pub fn prepare_sync(&self, max_upload_bytes: usize) -> Result<SyncRequest> {
         let inner = self.lock();
         let conn = &inner.conn;
@@ -71,7 +85,7 @@ impl Replica {
         let mut index: BTreeMap<DocId, usize> = BTreeMap::new();
         let mut total = 0usize;
         let mut stmt = conn.prepare_cached(
-            "SELECT doc_id, bytes FROM outbox WHERE status = 'pending' ORDER BY id",
+            "SELECT doc_id, bytes, hash, replaces FROM outbox WHERE status = 'pending' ORDER BY id",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
@@ -85,20 +99,22 @@ impl Replica {
                 uploads.push(DocUpload {
                     doc,
                     changes: Vec::new(),
+                    replaces: Vec::new(),
                 });
                 uploads.len() - 1
             });
             uploads[i].changes.push(Bytes(bytes));
+            if let Some(chain) = row.get::<_, Option<Vec<u8>>>(3)? {
+                uploads[i].replaces.push(Replacement {
+                    change: hash_from(&row.get::<_, Vec<u8>>(2)?)?.into(),
+                    originals: chain_from(&chain)?,
+                });
+            }
         }
         let want_full = conn
-            .prepare_cached("SELECT doc_id FROM want_full ORDER BY doc_id")?
-            .query_map([], |r| r.get::<_, String>(0))?
+            .prepare_cached("SELECT doc_id FROM want_full ORDER BY doc_id LIMIT ?1")?
+            .query_map([MAX_WANT_FULL_PER_ROUND], |r| r.get::<_, String>(0))?
             .map(|s| parse_doc(&s?))
-            .collect::<Result<Vec<_>>>()?;
-        let superseded = conn
-            .prepare_cached("SELECT hash FROM superseded ORDER BY hash")?
-            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
-            .map(|h| hash_from(&h?).map(Into::into))
             .collect::<Result<Vec<_>>>()?;
         Ok(SyncRequest {
             protocol: PROTOCOL_VERSION,
@@ -106,7 +122,6 @@ impl Replica {
             cursor: cursor(conn)?,
             uploads,
             want_full,
-            superseded,
         })
     }
 
@@ -147,6 +162,29 @@ fn hash_from(b: &[u8]) -> Result<ChangeHash> {
     ChangeHash::try_from(b).map_err(|_| Error::corrupt("change hash"))
 }
 
+/// A stored chain of refused originals: 32-byte hashes, oldest first.
+fn chain_from(b: &[u8]) -> Result<Vec<Hash>> {
+    if b.is_empty() || !b.len().is_multiple_of(32) {
+        return Err(Error::corrupt("chain of replaced changes"));
+    }
+    b.chunks_exact(32)
+        .map(|c| hash_from(c).map(Into::into))
+        .collect()
+}
+
+/// The chain a replay of a refused change carries: the refused change's own chain plus
+/// itself, keeping the newest [`MAX_REPLACED_ORIGINALS`] (older items, if a chain ever got
+/// that long, stay open for a manager: noise, never loss).
+fn extend_chain(chain: Option<Vec<u8>>, refused: &[u8]) -> Vec<u8> {
+    let mut out = chain.unwrap_or_default();
+    out.extend_from_slice(refused);
+    let keep = MAX_REPLACED_ORIGINALS * 32;
+    if out.len() > keep {
+        out.drain(..out.len() - keep);
+    }
+    out
+}
+
 fn cursor(conn: &Connection) -> Result<Cursor> {
     Ok(Cursor(
         store::get_meta(conn, "cursor")?
@@ -183,7 +221,6 @@ impl Inner {
             && response.purged.is_empty()
             && response.outcomes.is_empty()
             && response.reviews.is_empty()
-            && request.superseded.is_empty()
             && request.want_full.is_empty()
             && response.cursor == cursor(&self.conn)?
             && self.identity.as_ref() == Some(&response.identity);
@@ -206,32 +243,26 @@ impl Inner {
         };
         report.uploaded = request.uploads.iter().map(|u| u.changes.len()).sum();
         store::set_meta(&tx, "identity", &serde_json::to_string(&identity)?)?;
-        for h in &request.superseded {
-            tx.execute("DELETE FROM superseded WHERE hash = ?1", [h.0.to_vec()])?;
-        }
-        for d in &request.want_full {
-            tx.execute("DELETE FROM want_full WHERE doc_id = ?1", [d.to_string()])?;
-        }
 
         // 1. The fate of what we uploaded.
         let mut to_rebase: BTreeSet<DocId> = BTreeSet::new();
         for ChangeOutcome { doc, hash, result } in &response.outcomes {
             match result {
                 Outcome::Accepted => {
-                    let original: Option<Option<Vec<u8>>> = tx
-                        .query_row(
-                            "DELETE FROM outbox WHERE doc_id = ?1 AND hash = ?2 RETURNING original_hash",
-                            params![doc.to_string(), hash.0.to_vec()],
-                            |r| r.get(0),
-                        )
-                        .optional()?;
-                    if let Some(Some(orig)) = original {
-                        tx.execute(
-                            "INSERT OR IGNORE INTO superseded (hash) VALUES (?1)",
-                            [orig],
-                        )?;
-                    }
+                    tx.execute(
+                        "DELETE FROM outbox WHERE doc_id = ?1 AND hash = ?2",
+                        params![doc.to_string(), hash.0.to_vec()],
+                    )?;
                     report.accepted += 1;
+                }
+                Outcome::Stale { code, message } => {
+                    // Not stored, not parked: rebase, and the replay finds its edit there.
+                    tx.execute(
+                        "UPDATE outbox SET status = 'stale', reason_code = ?3, reason = ?4
+                         WHERE doc_id = ?1 AND hash = ?2",
+                        params![doc.to_string(), hash.0.to_vec(), code, message],
+                    )?;
+                    to_rebase.insert(*doc);
                 }
                 Outcome::Rejected {
                     review_id,
@@ -280,10 +311,21 @@ impl Inner {
             projection::delete_doc_rows(&tx, *doc)?;
             self.docs.delete(&tx, *doc)?;
             tx.execute("DELETE FROM want_full WHERE doc_id = ?1", [doc.to_string()])?;
-            // Refused writes stay parked; unacknowledged ones are uploaded again and the
-            // server parks them for review, so nothing the rep recorded is dropped.
+            // Refused writes stay parked; unacknowledged ones (stale ones too: they have no
+            // review item yet) are uploaded again and the server parks them for review, so
+            // nothing the rep recorded is dropped.
             tx.execute(
                 "UPDATE outbox SET status = 'parked' WHERE doc_id = ?1 AND status = 'rejected'",
+                [doc.to_string()],
+            )?;
+            // A stale replay of an approved edit is done (the edit is in the document);
+            // other stale changes go back to the outbox.
+            tx.execute(
+                "DELETE FROM outbox WHERE doc_id = ?1 AND status = 'stale' AND reason_code = ?2",
+                params![doc.to_string(), STALE_ALREADY_APPLIED],
+            )?;
+            tx.execute(
+                "UPDATE outbox SET status = 'pending' WHERE doc_id = ?1 AND status = 'stale'",
                 [doc.to_string()],
             )?;
             if let DocId::Account(a) = doc {
@@ -298,9 +340,16 @@ impl Inner {
                 continue;
             }
             report.documents_received += 1;
+            if matches!(payload.data, DocData::Whole(_)) {
+                // Wanted documents arrive a page at a time: only those that came are done.
+                tx.execute(
+                    "DELETE FROM want_full WHERE doc_id = ?1",
+                    [payload.doc.to_string()],
+                )?;
+            }
             let has_rejected: bool = tx
                 .query_row(
-                    "SELECT 1 FROM outbox WHERE doc_id = ?1 AND status = 'rejected' LIMIT 1",
+                    "SELECT 1 FROM outbox WHERE doc_id = ?1 AND status IN ('rejected', 'stale') LIMIT 1",
                     [payload.doc.to_string()],
                     |_| Ok(()),
                 )
@@ -417,7 +466,7 @@ fn apply_changes(
 }
 
 /// An unacknowledged outbox row: id, change hash, journaled edit (none for relayed peer
-/// changes), status, refused original it replaces, time of the edit.
+/// changes), status, chain of refused originals it replaces, time of the edit.
 type OutboxRow = (i64, Vec<u8>, Option<String>, String, Option<Vec<u8>>, i64);
 
 /// Replaces our copy with the server's and replays the unacknowledged edits on it.
@@ -439,8 +488,8 @@ fn rebase(
     doc.set_actor(actor.clone());
     let rows: Vec<OutboxRow> = conn
         .prepare(
-            "SELECT id, hash, edit, status, original_hash, created_at FROM outbox
-                 WHERE doc_id = ?1 AND status IN ('pending', 'rejected') ORDER BY id",
+            "SELECT id, hash, edit, status, replaces, created_at FROM outbox
+                 WHERE doc_id = ?1 AND status IN ('pending', 'rejected', 'stale') ORDER BY id",
         )?
         .query_map([doc_id.to_string()], |r| {
             Ok((
@@ -454,7 +503,21 @@ fn rebase(
         })?
         .collect::<rusqlite::Result<_>>()?;
     let (mut replayed, mut parked) = (0, 0);
-    for (row, old_hash, edit, status, original, at) in rows {
+    for (row, old_hash, edit, status, chain, at) in rows {
+        // Already in the server's copy: this change itself (accepted, but the answer was
+        // lost) or an earlier rendition of the edit (approved by a manager). Done; replaying
+        // it would make the edit a second time.
+        let applied = std::iter::once(old_hash.as_slice())
+            .chain(chain.as_deref().unwrap_or_default().chunks_exact(32))
+            .any(|h| {
+                hash_from(h)
+                    .map(|h| doc.get_change_by_hash(&h).is_some())
+                    .unwrap_or(false)
+            });
+        if applied {
+            conn.execute("DELETE FROM outbox WHERE id = ?1", [row])?;
+            continue;
+        }
         let park = |conn: &Connection, code: &str, reason: String| -> Result<()> {
             conn.execute(
                     "UPDATE outbox SET status = 'parked',
@@ -495,16 +558,23 @@ fn rebase(
                 let change = trial
                     .get_last_local_change()
                     .ok_or_else(|| Error::corrupt("replayed change is missing"))?;
-                // The refused original is superseded once this replacement is accepted.
-                let original = if status == "rejected" {
-                    Some(old_hash)
+                // A refused change joins the chain this replay re-makes (a stale one was
+                // neither stored nor parked: there is nothing to close for it).
+                let chain = if status == "rejected" {
+                    Some(extend_chain(chain, &old_hash))
                 } else {
-                    original
+                    chain
                 };
                 conn.execute(
-                        "UPDATE outbox SET hash = ?2, bytes = ?3, status = 'pending', original_hash = ?4 WHERE id = ?1",
-                        params![row, change.hash().0.to_vec(), change.raw_bytes().to_vec(), original],
-                    )?;
+                    "UPDATE outbox SET hash = ?2, bytes = ?3, status = 'pending', replaces = ?4,
+                            reason_code = NULL, reason = NULL WHERE id = ?1",
+                    params![
+                        row,
+                        change.hash().0.to_vec(),
+                        change.raw_bytes().to_vec(),
+                        chain
+                    ],
+                )?;
                 doc = trial;
                 replayed += 1;
             }

@@ -133,6 +133,7 @@ fn visit_kept_when_the_account_was_shared_with_the_team_and_reassigned_offline()
         )
         .unwrap();
     let whole = server.save();
+    let original = only_upload(&r);
     let report = respond(&r, &org.rep, 9, |req, resp| {
         reject_all(7, "forbidden")(req, resp);
         resp.docs.push(DocPayload {
@@ -154,9 +155,17 @@ fn visit_kept_when_the_account_was_shared_with_the_team_and_reassigned_offline()
         "the replayed visit waits for upload"
     );
     assert!(r.parked_writes().unwrap().is_empty());
-    // The replay is accepted; the refused original is then reported as superseded.
+    // The replay names the refused original it re-makes (the server closes that review
+    // item when it stores the replay), and builds on the server's state only.
     let req = r.prepare_sync(usize::MAX).unwrap();
     let replay = Change::from_bytes(req.uploads[0].changes[0].0.clone()).unwrap();
+    assert_eq!(
+        req.uploads[0].replaces,
+        vec![Replacement {
+            change: replay.hash().into(),
+            originals: vec![original.hash().into()],
+        }]
+    );
     assert!(
         replay
             .deps()
@@ -166,10 +175,176 @@ fn visit_kept_when_the_account_was_shared_with_the_team_and_reassigned_offline()
     );
     server.apply_changes([replay]).unwrap();
     respond(&r, &org.rep, 10, accept_all);
+    assert!(r.prepare_sync(usize::MAX).unwrap().uploads.is_empty());
+}
+
+/// The one change waiting in the outbox.
+fn only_upload(r: &Replica) -> Change {
     let req = r.prepare_sync(usize::MAX).unwrap();
-    assert_eq!(req.superseded.len(), 1);
-    respond(&r, &org.rep, 11, |_, _| {});
-    assert!(r.prepare_sync(usize::MAX).unwrap().superseded.is_empty());
+    assert_eq!(req.uploads.len(), 1);
+    assert_eq!(req.uploads[0].changes.len(), 1);
+    Change::from_bytes(req.uploads[0].changes[0].0.clone()).unwrap()
+}
+
+/// Refuses everything uploaded and sends `server` whole, as the real server does.
+fn refuse_and_rebase(
+    r: &Replica,
+    org: &Org,
+    cursor: u64,
+    review: i64,
+    a: AccountId,
+    server: &Automerge,
+) -> fieldline_client_core::sync::SyncReport {
+    let whole = server.save();
+    respond(r, &org.rep, cursor, |req, resp| {
+        reject_all(review, "forbidden")(req, resp);
+        resp.docs.push(DocPayload {
+            doc: DocId::Account(a),
+            data: DocData::Whole(vec![Bytes(whole.clone())]),
+        });
+    })
+}
+
+/// A replay the server refuses again is replayed again, and then names both refused
+/// changes: the server closes both items when it stores it, so no manager is left with an
+/// item for an edit that already landed.
+#[test]
+fn a_replay_refused_again_names_the_whole_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::new();
+    let (r, a, server) = synced_account(dir.path(), &org);
+    r.log_visit(a, None, Some("twice refused"), &VisitReport::default())
+        .unwrap();
+    let first = only_upload(&r);
+    let report = refuse_and_rebase(&r, &org, 8, 7, a, &server);
+    assert_eq!((report.rejected, report.replayed), (1, 1));
+    let second = only_upload(&r);
+    let report = refuse_and_rebase(&r, &org, 9, 8, a, &server);
+    assert_eq!((report.rejected, report.replayed), (1, 1));
+    let req = r.prepare_sync(usize::MAX).unwrap();
+    let third = Change::from_bytes(req.uploads[0].changes[0].0.clone()).unwrap();
+    assert_eq!(
+        req.uploads[0].replaces,
+        vec![Replacement {
+            change: third.hash().into(),
+            originals: vec![first.hash().into(), second.hash().into()],
+        }],
+        "oldest first"
+    );
+    assert!(r.parked_writes().unwrap().is_empty());
+    assert_eq!(r.visits(a).unwrap().len(), 1);
+}
+
+/// A manager approves a refused notes edit while the device's replay of it is still in the
+/// outbox. The server answers the replay as stale; the device rebases on the server's copy
+/// (which has the approved original) and the replay, finding its text already there,
+/// leaves the outbox. Applying both would have written the rep's sentence twice.
+#[test]
+fn a_replay_whose_original_was_approved_is_not_made_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::new();
+    let (r, a, mut server) = synced_account(dir.path(), &org);
+    let text = "Rep: asked for samples of the new oolong.";
+    r.edit_account_notes(a, text).unwrap();
+    let original = only_upload(&r);
+    let report = refuse_and_rebase(&r, &org, 8, 7, a, &server);
+    assert_eq!((report.rejected, report.replayed), (1, 1));
+    let replay = only_upload(&r);
+    // The manager approves the original, then adds a line of their own.
+    server.apply_changes([original.clone()]).unwrap();
+    let with_manager = format!("{text}\nManager: send them.");
+    apply(
+        &mut server,
+        &ops::edit_account_notes(a, text, &with_manager),
+        &org.manager.principal,
+        Authority::Device,
+    );
+    let notes_of = |d: &Automerge| {
+        fieldline_protocol::doc::Reader::new(d)
+            .account()
+            .unwrap()
+            .unwrap()
+            .notes
+    };
+    assert_eq!(notes_of(&server), with_manager);
+    let mut both = server.fork();
+    both.apply_changes([replay.clone()]).unwrap();
+    assert_eq!(
+        notes_of(&both).matches("samples").count(),
+        2,
+        "the hazard this guards against: original and replay together repeat the text"
+    );
+    let whole = server.save();
+    let report = respond(&r, &org.rep, 9, |req, resp| {
+        assert_eq!(
+            req.uploads[0].replaces[0].originals,
+            vec![original.hash().into()]
+        );
+        resp.outcomes.push(ChangeOutcome {
+            doc: DocId::Account(a),
+            hash: replay.hash().into(),
+            result: Outcome::Stale {
+                code: "already_applied".into(),
+                message: "a manager already applied the edit it replays".into(),
+            },
+        });
+        resp.docs.push(DocPayload {
+            doc: DocId::Account(a),
+            data: DocData::Whole(vec![Bytes(whole.clone())]),
+        });
+        resp.reviews.push(ReviewNotice {
+            review_id: 7,
+            doc: DocId::Account(a),
+            hash: original.hash().into(),
+            status: ReviewStatus::Approved,
+        });
+    });
+    assert_eq!((report.replayed, report.parked), (0, 0));
+    assert_eq!(r.pending_changes().unwrap(), 0, "nothing left to send");
+    assert!(r.parked_writes().unwrap().is_empty());
+    assert_eq!(r.account(a).unwrap().unwrap().notes, with_manager, "once");
+    assert!(r.prepare_sync(usize::MAX).unwrap().uploads.is_empty());
+}
+
+/// Stale changes on a document the user may no longer read: a replay of an approved edit is
+/// done (the edit is in the server's copy); a change that merely built on it goes back to
+/// the outbox (the server parks it for review) instead of being parked on the device with
+/// no review item anyone could act on.
+#[test]
+fn stale_changes_on_a_purged_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::new();
+    let (r, a, _server) = synced_account(dir.path(), &org);
+    r.log_visit(a, None, Some("approved meanwhile"), &VisitReport::default())
+        .unwrap();
+    r.log_visit(a, None, Some("built on it"), &VisitReport::default())
+        .unwrap();
+    let req = r.prepare_sync(usize::MAX).unwrap();
+    let hashes: Vec<Hash> = req.uploads[0]
+        .changes
+        .iter()
+        .map(|c| Change::from_bytes(c.0.clone()).unwrap().hash().into())
+        .collect();
+    respond(&r, &org.rep, 9, |_, resp| {
+        for (hash, code) in hashes
+            .iter()
+            .zip([STALE_ALREADY_APPLIED, STALE_BUILDS_ON_STALE])
+        {
+            resp.outcomes.push(ChangeOutcome {
+                doc: DocId::Account(a),
+                hash: *hash,
+                result: Outcome::Stale {
+                    code: code.into(),
+                    message: "stale".into(),
+                },
+            });
+        }
+        resp.purged.push(DocId::Account(a));
+    });
+    assert!(r.account(a).unwrap().is_none());
+    assert!(r.parked_writes().unwrap().is_empty());
+    let again: Hash = only_upload(&r).hash().into();
+    assert_eq!(again, hashes[1], "only the dependent change is sent again");
 }
 
 #[test]
@@ -526,4 +701,72 @@ fn replayed_notes_keep_concurrent_text() {
         1
     );
     assert_eq!(r.pending_changes().unwrap(), 1, "the visit was replayed");
+}
+
+/// Documents asked for whole stay asked for until they arrive: the server sends them a page
+/// at a time.
+#[test]
+fn wanted_documents_stay_wanted_until_they_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let org = Org::new();
+    let (r, _, _) = synced_account(dir.path(), &org);
+    // Changes of two documents this replica never had: it asks for both whole.
+    let mut foreign = Vec::new();
+    for name in ["First", "Second"] {
+        let id = AccountId::new();
+        let mut d = fieldline_protocol::doc::skeleton(&DocId::Account(id))
+            .unwrap()
+            .with_actor(ActorId::random());
+        let acl = AccountAcl {
+            owner: org.rep.principal.user_id,
+            team: org.team,
+            visibility: Visibility::Private,
+        };
+        apply(
+            &mut d,
+            &ops::create_account(id, acl, &AccountInput::named(name, Currency::CNY), "", &[]),
+            &org.manager.principal,
+            Authority::Server,
+        );
+        let heads = d.get_heads();
+        apply(
+            &mut d,
+            &ops::plan_visit(id, VisitId::new(), T0, None),
+            &org.rep.principal,
+            Authority::Device,
+        );
+        let tail: Vec<Bytes> = d
+            .get_changes(&heads)
+            .iter()
+            .map(|c| Bytes(c.raw_bytes().to_vec()))
+            .collect();
+        respond(&r, &org.rep, 20, |_, resp| {
+            resp.docs.push(DocPayload {
+                doc: DocId::Account(id),
+                data: DocData::Changes(tail.clone()),
+            })
+        });
+        foreign.push((id, d));
+    }
+    let mut wanted = r.prepare_sync(usize::MAX).unwrap().want_full;
+    wanted.sort();
+    let mut expected: Vec<DocId> = foreign.iter().map(|(id, _)| DocId::Account(*id)).collect();
+    expected.sort();
+    assert_eq!(wanted, expected);
+    // The server sends one of them this round (its page is full).
+    let (first, first_doc) = &foreign[0];
+    respond(&r, &org.rep, 21, |req, resp| {
+        assert_eq!(req.want_full.len(), 2);
+        resp.more = true;
+        resp.docs.push(DocPayload {
+            doc: DocId::Account(*first),
+            data: DocData::Whole(vec![Bytes(first_doc.save())]),
+        })
+    });
+    assert_eq!(
+        r.prepare_sync(usize::MAX).unwrap().want_full,
+        vec![DocId::Account(foreign[1].0)],
+        "the other is still wanted"
+    );
+    assert_eq!(r.account(*first).unwrap().unwrap().name, "First");
 }

@@ -87,8 +87,7 @@ impl SyncClient {
 
     /// Syncs `replica` with the server over HTTP: rounds of prepare → `POST /v1/sync` →
     /// apply, until the server has nothing more (`more == false`) and the replica nothing
-    /// more to send (outbox empty, no documents wanted whole, no superseded refusals to
-    /// report). Each round is retried on retryable failures (see the crate docs); a round
+    /// more to send (outbox empty, no documents wanted whole). Each round is retried on retryable failures (see the crate docs); a round
     /// that changes nothing ends the sync early rather than looping.
     ///
     /// On error, the rounds applied before the failure stay applied.

@@ -13,8 +13,8 @@
 //!
 //! ## Rounds
 //! A sync is a series of rounds: prepare a request (the replica's cursor, its pending
-//! changes up to [`ClientConfig::max_upload_bytes`], documents it needs whole, superseded
-//! refusals), exchange it, apply the answer. It goes on while the server says `more`, or the
+//! changes up to [`ClientConfig::max_upload_bytes`], documents it needs whole), exchange
+//! it, apply the answer. It goes on while the server says `more`, or the
 //! replica still has something to send (the outbox holds more than one round's worth, a
 //! refusal was rebased into new changes, a document is wanted whole). A round after which
 //! nothing arrived and the next request would be the same ends the sync instead of looping,

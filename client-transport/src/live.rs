@@ -407,7 +407,6 @@ impl Link {
                 cursor: r.cursor()?,
                 uploads: Vec::new(),
                 want_full: Vec::new(),
-                superseded: Vec::new(),
             };
             let report = r.apply_sync(&request, response)?;
             // With a zero byte budget this reads at most one pending change: enough to know.

@@ -125,7 +125,7 @@ pub(crate) trait Exchange {
 
 /// Whether the replica has something the server should hear about.
 pub(crate) fn has_work(request: &SyncRequest) -> bool {
-    !request.uploads.is_empty() || !request.want_full.is_empty() || !request.superseded.is_empty()
+    !request.uploads.is_empty() || !request.want_full.is_empty()
 }
 
 fn upload_count(request: &SyncRequest) -> usize {

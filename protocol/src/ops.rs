@@ -154,11 +154,7 @@ fn edit_text<T: Transactable + ReadDoc>(
         .and_then(FieldValue::as_str)
         .unwrap_or_default()
         .to_owned();
-    let target = if now == base {
-        text.to_owned()
-    } else {
-        merge_text(base, &now, text)?
-    };
+    let target = merge_text(base, &now, text)?;
     spec.check_value(kind, &FieldValue::Text(target.clone()))?;
     if target == now {
         return Ok(Applied::Unchanged);
@@ -171,6 +167,13 @@ fn edit_text<T: Transactable + ReadDoc>(
 /// Three-way merge of text: the edit `base → ours` applied to `theirs`, with automerge's own
 /// text merge (on a scratch document), so the result is what a live merge would have given.
 pub fn merge_text(base: &str, theirs: &str, ours: &str) -> Result<String> {
+    // The trivial cases of a three-way merge: one side did nothing, or both did the same.
+    if theirs == base || theirs == ours {
+        return Ok(ours.to_owned());
+    }
+    if ours == base {
+        return Ok(theirs.to_owned());
+    }
     let mut root = automerge::Automerge::new()
         .with_actor(automerge::ActorId::from(b"fieldline-merge-b".as_slice()));
     let mut tx = root.transaction();

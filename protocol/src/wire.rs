@@ -21,7 +21,7 @@ use crate::ids::{DeviceId, DocId};
 use crate::{Error, Result};
 
 /// Version of this wire format; the server refuses versions it does not speak.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// HTTP content type of encoded sync messages.
 pub const CONTENT_TYPE: &str = "application/x-fieldline-sync";
@@ -84,16 +84,30 @@ pub struct SyncRequest {
     pub uploads: Vec<DocUpload>,
     /// Documents the device needs whole (it lacks history a change depends on).
     pub want_full: Vec<DocId>,
-    /// Refused changes whose edit the device has since replayed successfully; the server
-    /// closes their review items as superseded.
-    pub superseded: Vec<Hash>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DocUpload {
     pub doc: DocId,
     pub changes: Vec<Bytes>,
+    /// Uploaded changes that re-make edits the server refused earlier (replayed after a
+    /// rebase). The server closes the refused originals' review items in the same commit
+    /// that stores or parks the replacement, so one edit never has two open items, and it
+    /// does not apply a replacement whose original a manager has already approved.
+    pub replaces: Vec<Replacement>,
 }
+
+/// A replayed change and the refused changes it stands for (oldest first: a replay that
+/// was itself refused and replayed again carries the whole chain).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Replacement {
+    pub change: Hash,
+    pub originals: Vec<Hash>,
+}
+
+/// Longest chain of originals a replacement may name (a chain grows by one each time a
+/// replay is refused again; anything longer is a broken or hostile client).
+pub const MAX_REPLACED_ORIGINALS: usize = 32;
 
 /// The server's answer to one round.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -159,7 +173,16 @@ pub enum Outcome {
     },
     /// The server lacks changes this one depends on; the device should upload them too.
     MissingDeps { missing: Vec<Hash> },
+    /// Not stored and not parked: the edit it replays was approved by a manager meanwhile
+    /// (or it builds on such a change). The device rebases on the server's copy, where the
+    /// approved original already is, and replays what is still missing.
+    Stale { code: String, message: String },
 }
+
+/// [`Outcome::Stale`] code: the uploaded change re-makes an edit a manager approved.
+pub const STALE_ALREADY_APPLIED: &str = "already_applied";
+/// [`Outcome::Stale`] code: the uploaded change builds on a stale one of the same upload.
+pub const STALE_BUILDS_ON_STALE: &str = "builds_on_stale";
 
 /// How a review item was resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,7 +286,6 @@ mod tests {
             cursor: Cursor(123_456),
             uploads: vec![],
             want_full: vec![],
-            superseded: vec![],
         };
         let resp = SyncResponse {
             cursor: Cursor(123_456),
@@ -287,6 +309,7 @@ mod tests {
         let up = DocUpload {
             doc: DocId::Catalog,
             changes: vec![Bytes(vec![7; 1000])],
+            replaces: vec![],
         };
         assert!(encode(&up).len() < 1000 + 16);
     }

@@ -1159,6 +1159,16 @@ fn text_edits_merge_three_ways() {
     );
     assert_eq!(ops::merge_text("a", "a", "ab").unwrap(), "ab");
     assert_eq!(
+        ops::merge_text("a", "ab", "a").unwrap(),
+        "ab",
+        "we did nothing"
+    );
+    assert_eq!(
+        ops::merge_text("", "same words", "same words").unwrap(),
+        "same words",
+        "the same edit on both sides is made once"
+    );
+    assert_eq!(
         ops::merge_text("abc", "abcX", "ac").unwrap(),
         "acX",
         "a deletion and an addition both hold"

@@ -445,60 +445,78 @@ async fn reassign(
     let s = st.clone();
     let acl = blocking(move || {
         let p = &caller.principal;
-        let meta = readable_account(&s, p, id)?;
-        let current =
-            acl_of(&meta).ok_or_else(|| Error::Internal("account without owner".into()))?;
+        // A quick refusal for accounts the caller cannot see, before any lock.
+        readable_account(&s, p, id)?;
         let store = s.store.clone();
         let teams = store.teams()?;
-        let owner = body.owner.unwrap_or(current.owner);
-        let owner_teams: Vec<TeamId> = teams
-            .iter()
-            .filter(|t| t.members.contains(&owner) || t.managers.contains(&owner))
-            .map(|t| t.id)
-            .collect();
-        let team = match body.team {
-            Some(t) => t,
-            // A new owner outside the current team takes the account into their team.
-            None if !owner_teams.contains(&current.team) => {
-                *owner_teams.first().ok_or_else(|| {
-                    Error::bad_request(
-                        "owner_without_team",
-                        "the new owner is in no team; add them to a team first",
-                    )
-                })?
-            }
-            None => current.team,
-        };
-        let new = AccountAcl {
-            owner,
-            team,
-            visibility: body.visibility.unwrap_or(current.visibility),
-        };
-        let owner_row = store
-            .user(owner)?
-            .ok_or_else(|| Error::NotFound(format!("user {owner}")))?;
-        if !owner_row.active {
-            return Err(Error::bad_request(
-                "inactive_owner",
-                "the new owner is deactivated",
-            ));
-        }
-        if !teams
-            .iter()
-            .any(|t| t.id == team && (t.members.contains(&owner) || t.managers.contains(&owner)))
-        {
-            return Err(Error::bad_request(
-                "owner_not_in_team",
-                "the owner must belong to the account's team",
-            ));
-        }
-        check_reassign(p, &current, &new)?;
+        let mut decided = None;
+        // Decided on the document as it is, under its lock: two managers reassigning at once
+        // cannot both pass a check made on the owner before the other's move.
         s.engine
-            .server_edit(p.user_id, &[ops::set_account_acl(id, new)], now_ms())?;
-        Ok(new)
+            .server_edit_checked(p.user_id, DocId::Account(id), now_ms(), |doc| {
+                let current = Reader::new(doc)
+                    .account()?
+                    .map(|a| a.acl)
+                    .ok_or_else(|| Error::Forbidden(format!("read account {id}")))?;
+                if !can_read_doc(p, &DocId::Account(id), Some(&current)) {
+                    return Err(Error::Forbidden(format!("read account {id}")));
+                }
+                let new = new_assignment(store.as_ref(), &teams, &current, &body)?;
+                check_reassign(p, &current, &new)?;
+                decided = Some(new);
+                Ok(vec![ops::set_account_acl(id, new)])
+            })?;
+        decided.ok_or_else(|| Error::Internal("reassignment was not decided".into()))
     })
     .await?;
     Ok(axum::Json(json!({ "account": id, "owner": acl.owner, "team": acl.team, "visibility": acl.visibility })).into_response())
+}
+
+/// The access an assignment asks for, checked against the organisation: the owner is an
+/// active user of the account's team (a new owner outside the current team takes the
+/// account into their own team unless a team is given).
+fn new_assignment(
+    store: &dyn crate::store::Store,
+    teams: &[crate::store::TeamRow],
+    current: &AccountAcl,
+    body: &Assignment,
+) -> Result<AccountAcl> {
+    let owner = body.owner.unwrap_or(current.owner);
+    let owner_teams: Vec<TeamId> = teams
+        .iter()
+        .filter(|t| t.members.contains(&owner) || t.managers.contains(&owner))
+        .map(|t| t.id)
+        .collect();
+    let team = match body.team {
+        Some(t) => t,
+        None if !owner_teams.contains(&current.team) => *owner_teams.first().ok_or_else(|| {
+            Error::bad_request(
+                "owner_without_team",
+                "the new owner is in no team; add them to a team first",
+            )
+        })?,
+        None => current.team,
+    };
+    let owner_row = store
+        .user(owner)?
+        .ok_or_else(|| Error::NotFound(format!("user {owner}")))?;
+    if !owner_row.active {
+        return Err(Error::bad_request(
+            "inactive_owner",
+            "the new owner is deactivated",
+        ));
+    }
+    if !owner_teams.contains(&team) {
+        return Err(Error::bad_request(
+            "owner_not_in_team",
+            "the owner must belong to the account's team",
+        ));
+    }
+    Ok(AccountAcl {
+        owner,
+        team,
+        visibility: body.visibility.unwrap_or(current.visibility),
+    })
 }
 
 #[derive(Deserialize)]
@@ -932,6 +950,7 @@ async fn list_reviews(
     let filter = ReviewFilter {
         status,
         limit: q.limit.unwrap_or(200).clamp(1, 5000),
+        reviewer: (!caller.principal.is_admin()).then_some(caller.principal.user_id),
     };
     let rows = blocking(move || Ok(store.reviews(&filter)?)).await?;
     let visible: Vec<_> = rows

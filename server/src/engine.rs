@@ -26,13 +26,23 @@ use fieldline_protocol::ids::*;
 use fieldline_protocol::model::AccountAcl;
 use fieldline_protocol::ops::{Applied, Edit};
 use fieldline_protocol::validate::{Authority, WriteContext, validate_patches};
-use fieldline_protocol::wire::{ChangeOutcome, Hash, Outcome, ReviewStatus};
+use fieldline_protocol::wire::{
+    ChangeOutcome, Hash, Outcome, ReviewStatus, STALE_ALREADY_APPLIED, STALE_BUILDS_ON_STALE,
+};
 use lru::LruCache;
 use tokio::sync::broadcast;
 
 use crate::metrics::Metrics;
 use crate::store::*;
 use crate::{Error, Result};
+
+/// The refused originals an uploaded change re-makes (none for ordinary changes).
+fn originals_of<'a>(
+    replaces: &'a HashMap<ChangeHash, Vec<ChangeHash>>,
+    c: &Change,
+) -> &'a [ChangeHash] {
+    replaces.get(&c.hash()).map(Vec::as_slice).unwrap_or(&[])
+}
 
 /// Compact a document into a snapshot once this many changes follow the last one.
 const COMPACT_AFTER: u64 = 64;
@@ -57,6 +67,8 @@ pub enum Event {
 pub struct ParsedUpload {
     pub doc: DocId,
     pub changes: Vec<Change>,
+    /// Changes that re-make refused ones: change → the refused originals it stands for.
+    pub replaces: HashMap<ChangeHash, Vec<ChangeHash>>,
 }
 
 pub struct Engine {
@@ -301,12 +313,14 @@ impl Engine {
         Ok(outcomes)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn park(
         &self,
         p: &Principal,
         device: DeviceId,
         doc: DocId,
         c: &Change,
+        supersedes: &[ChangeHash],
         code: &str,
         message: &str,
         now: i64,
@@ -320,6 +334,7 @@ impl Engine {
             code: code.to_owned(),
             message: message.to_owned(),
             received_at: now,
+            supersedes: supersedes.to_vec(),
         })?;
         self.metrics.inc(&self.metrics.changes_rejected);
         tracing::info!(user = %p.user_id, doc = %doc, code, review_id, "change refused and parked for review");
@@ -359,7 +374,10 @@ impl Engine {
             return up
                 .changes
                 .iter()
-                .map(|c| self.park(p, device, doc_id, c, "forbidden", message, now))
+                .map(|c| {
+                    let originals = originals_of(&up.replaces, c);
+                    self.park(p, device, doc_id, c, originals, "forbidden", message, now)
+                })
                 .collect();
         }
         let stored = self.take(doc_id)?;
@@ -371,7 +389,10 @@ impl Engine {
         let mut doc = original.fork();
         let mut outcomes = Vec::new();
         let mut accepted: Vec<Change> = Vec::new();
+        let mut supersedes: Vec<ChangeHash> = Vec::new();
         let mut refused: BTreeSet<ChangeHash> = BTreeSet::new();
+        let mut stale: BTreeSet<ChangeHash> = BTreeSet::new();
+        let replaces = up.replaces;
         for c in dependency_order(up.changes) {
             let hash = c.hash();
             if doc.get_change_by_hash(&hash).is_some() {
@@ -382,12 +403,51 @@ impl Engine {
                 });
                 continue;
             }
+            let originals = originals_of(&replaces, &c);
             let missing: Vec<ChangeHash> = c
                 .deps()
                 .iter()
                 .filter(|d| doc.get_change_by_hash(d).is_none())
                 .copied()
                 .collect();
+            // A replay of an edit a manager approved meanwhile: the original is in the
+            // document already, applying the replay too would make the edit twice (notes
+            // text would appear twice). Refuse it without parking; the device rebases.
+            let mut stale_reason = None;
+            if !originals.is_empty() {
+                let states = self.store.review_states(p.user_id, doc_id, originals)?;
+                if states.iter().any(|(_, _, s)| *s == ReviewStatus::Approved) {
+                    // The other renditions of this edit still waiting are moot now.
+                    let open: Vec<ChangeHash> = states
+                        .iter()
+                        .filter(|(_, _, s)| *s == ReviewStatus::Open)
+                        .map(|(h, _, _)| *h)
+                        .collect();
+                    self.store.supersede(p.user_id, &open, now)?;
+                    stale_reason = Some((
+                        STALE_ALREADY_APPLIED,
+                        "a manager already applied the edit it replays",
+                    ));
+                }
+            }
+            if stale_reason.is_none() && missing.iter().any(|d| stale.contains(d)) {
+                stale_reason = Some((
+                    STALE_BUILDS_ON_STALE,
+                    "it builds on a replayed edit that was already applied",
+                ));
+            }
+            if let Some((code, message)) = stale_reason {
+                stale.insert(hash);
+                outcomes.push(ChangeOutcome {
+                    doc: doc_id,
+                    hash: hash.into(),
+                    result: Outcome::Stale {
+                        code: code.into(),
+                        message: message.into(),
+                    },
+                });
+                continue;
+            }
             let mut depends_on_refused = missing.iter().any(|d| refused.contains(d));
             if !depends_on_refused {
                 for m in &missing {
@@ -404,6 +464,7 @@ impl Engine {
                     device,
                     doc_id,
                     &c,
+                    originals,
                     "depends_on_rejected",
                     "it builds on a change that was refused",
                     now,
@@ -442,6 +503,7 @@ impl Engine {
                         hash: hash.into(),
                         result: Outcome::Accepted,
                     });
+                    supersedes.extend_from_slice(originals);
                     accepted.push(c);
                 }
                 Ok(Err(e)) => {
@@ -451,6 +513,7 @@ impl Engine {
                         device,
                         doc_id,
                         &c,
+                        originals,
                         e.code(),
                         &e.to_string(),
                         now,
@@ -463,6 +526,7 @@ impl Engine {
                         device,
                         doc_id,
                         &c,
+                        originals,
                         "malformed_change",
                         "the change could not be applied",
                         now,
@@ -486,6 +550,8 @@ impl Engine {
             source: Source::Sync,
             received_at: now,
             acl_changed: false,
+            supersedes,
+            resolves: None,
         };
         self.store_commit(doc_id, &doc, &commit)?;
         self.metrics
@@ -520,86 +586,114 @@ impl Engine {
     /// caller has checked permissions; the schema and lifecycle rules still apply.
     /// Creates the document from its skeleton if it does not exist.
     pub fn server_edit(&self, requested_by: UserId, edits: &[Edit], now: i64) -> Result<()> {
-        let mut by_doc: BTreeMap<DocId, Vec<&Edit>> = BTreeMap::new();
+        let mut by_doc: BTreeMap<DocId, Vec<Edit>> = BTreeMap::new();
         for e in edits {
-            by_doc.entry(e.doc).or_default().push(e);
+            by_doc.entry(e.doc).or_default().push(e.clone());
         }
+        for (doc_id, edits) in by_doc {
+            self.server_edit_checked(requested_by, doc_id, now, move |_| Ok(edits))?;
+        }
+        Ok(())
+    }
+
+    /// Like [`Engine::server_edit`] for one document, with the edits decided by `decide` on
+    /// the document as it is, under the document's lock: a permission check that depends on
+    /// the document (who owns an account before reassigning it) cannot be overtaken by a
+    /// concurrent write between the check and the edit.
+    pub fn server_edit_checked(
+        &self,
+        requested_by: UserId,
+        doc_id: DocId,
+        now: i64,
+        decide: impl FnOnce(&Automerge) -> Result<Vec<Edit>>,
+    ) -> Result<()> {
         let catalog = self.catalog()?;
         let principal = self
             .store
             .principal(requested_by, fieldline_protocol::model::Role::Admin)?;
-        for (doc_id, edits) in by_doc {
-            let _g = self.stripe(doc_id);
-            let stored = self.take(doc_id)?;
-            let is_new = stored.is_none();
-            let original = match stored {
-                Some(d) => d,
-                None => skeleton(&doc_id)?,
-            };
-            let mut doc = original.fork();
-            doc.set_actor(self.actor.clone());
-            let start = if is_new { Vec::new() } else { doc.get_heads() };
-            let mut acl_changed = false;
-            let result = (|| -> Result<()> {
-                for edit in edits {
-                    let before = doc.get_heads();
-                    let mut tx = doc
-                        .transaction_log_patches(PatchLog::active())
-                        .map_err(|e| Error::Internal(format!("patch log: {e}")))?;
-                    let patches = match edit.apply(&mut tx, requested_by, now) {
-                        Ok(Applied::Changed) => {
-                            let (_, mut log) = tx.commit_with(
-                                CommitOptions::default()
-                                    .with_message(edit.action.clone())
-                                    .with_time(now),
-                            );
-                            doc.make_patches(&mut log)
-                        }
-                        Ok(Applied::Unchanged) => {
-                            tx.rollback();
-                            continue;
-                        }
-                        Err(e) => {
-                            tx.rollback();
-                            return Err(e.into());
-                        }
-                    };
-                    let ctx = WriteContext {
-                        principal: &principal,
-                        doc_id,
-                        authority: Authority::Server,
-                        catalog: Some(&catalog),
-                    };
-                    acl_changed |= validate_patches(&ctx, &doc, &before, &patches)?.acl_changed;
+        let _g = self.stripe(doc_id);
+        let stored = self.take(doc_id)?;
+        let is_new = stored.is_none();
+        let original = match stored {
+            Some(d) => d,
+            None => skeleton(&doc_id)?,
+        };
+        let mut doc = original.fork();
+        doc.set_actor(self.actor.clone());
+        let start = if is_new { Vec::new() } else { doc.get_heads() };
+        let mut acl_changed = false;
+        let result = (|| -> Result<()> {
+            for edit in decide(&original)? {
+                if edit.doc != doc_id {
+                    return Err(Error::Internal(format!(
+                        "an edit of {} among edits of {doc_id}",
+                        edit.doc
+                    )));
                 }
-                Ok(())
-            })();
-            if let Err(e) = result {
+                let before = doc.get_heads();
+                let mut tx = doc
+                    .transaction_log_patches(PatchLog::active())
+                    .map_err(|e| Error::Internal(format!("patch log: {e}")))?;
+                let patches = match edit.apply(&mut tx, requested_by, now) {
+                    Ok(Applied::Changed) => {
+                        let (_, mut log) = tx.commit_with(
+                            CommitOptions::default()
+                                .with_message(edit.action.clone())
+                                .with_time(now),
+                        );
+                        doc.make_patches(&mut log)
+                    }
+                    Ok(Applied::Unchanged) => {
+                        tx.rollback();
+                        continue;
+                    }
+                    Err(e) => {
+                        tx.rollback();
+                        return Err(e.into());
+                    }
+                };
+                let ctx = WriteContext {
+                    principal: &principal,
+                    doc_id,
+                    authority: Authority::Server,
+                    catalog: Some(&catalog),
+                };
+                acl_changed |= validate_patches(&ctx, &doc, &before, &patches)?.acl_changed;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            if !is_new {
+                self.give_back(doc_id, original);
+            }
+            return Err(e);
+        }
+        let changes = new_changes(&doc, &start);
+        if !changes.is_empty() {
+            let commit = DocCommit {
+                meta: meta_of(doc_id, &doc)?,
+                changes,
+                heads: doc.get_heads(),
+                user: Some(requested_by),
+                device: None,
+                source: if is_new {
+                    Source::Skeleton
+                } else {
+                    Source::Server
+                },
+                received_at: now,
+                acl_changed,
+                supersedes: Vec::new(),
+                resolves: None,
+            };
+            if let Err(e) = self.store_commit(doc_id, &doc, &commit) {
                 if !is_new {
                     self.give_back(doc_id, original);
                 }
                 return Err(e);
             }
-            let changes = new_changes(&doc, &start);
-            if !changes.is_empty() {
-                let commit = DocCommit {
-                    meta: meta_of(doc_id, &doc)?,
-                    changes,
-                    heads: doc.get_heads(),
-                    user: Some(requested_by),
-                    device: None,
-                    source: if is_new {
-                        Source::Skeleton
-                    } else {
-                        Source::Server
-                    },
-                    received_at: now,
-                    acl_changed,
-                };
-                self.store_commit(doc_id, &doc, &commit)?;
-            }
-            self.give_back(doc_id, doc);
         }
+        self.give_back(doc_id, doc);
         Ok(())
     }
 
@@ -620,6 +714,8 @@ impl Engine {
             source: Source::Skeleton,
             received_at: now,
             acl_changed: false,
+            supersedes: Vec::new(),
+            resolves: None,
         };
         self.store_commit(doc_id, &doc, &commit)?;
         Ok(())
@@ -652,6 +748,8 @@ impl Engine {
             source: Source::Import,
             received_at: now,
             acl_changed: true,
+            supersedes: Vec::new(),
+            resolves: None,
         };
         let result = self.store.commit(&commit)?;
         if result.stored > 0 {
@@ -823,17 +921,26 @@ impl Engine {
                 source: Source::Review,
                 received_at: row.received_at,
                 acl_changed,
+                supersedes: Vec::new(),
+                // Applied and resolved in one transaction: a concurrent dismissal or a
+                // second approval loses cleanly, never leaving "dismissed" on an applied
+                // change.
+                resolves: Some(Resolution {
+                    review_id,
+                    status: ReviewStatus::Approved,
+                    by: reviewer.user_id,
+                    note: note.map(str::to_owned),
+                    at: now,
+                }),
             };
-            self.store_commit(doc_id, &trial, &commit)?;
-            self.give_back(doc_id, trial);
+            match self.store_commit(doc_id, &trial, &commit) {
+                Ok(_) => self.give_back(doc_id, trial),
+                Err(e) => {
+                    give_back(original);
+                    return Err(e);
+                }
+            }
         }
-        self.store.resolve_review(
-            review_id,
-            ReviewStatus::Approved,
-            reviewer.user_id,
-            note,
-            now,
-        )?;
         self.publish(Event::Review { user: row.user_id });
         Ok(())
     }
@@ -846,19 +953,23 @@ impl Engine {
         now: i64,
     ) -> Result<()> {
         let (row, _) = self.open_review(review_id, reviewer)?;
-        self.store.resolve_review(
+        self.store.resolve_review(&Resolution {
             review_id,
-            ReviewStatus::Dismissed,
-            reviewer.user_id,
-            note,
-            now,
-        )?;
+            status: ReviewStatus::Dismissed,
+            by: reviewer.user_id,
+            note: note.map(str::to_owned),
+            at: now,
+        })?;
         self.publish(Event::Review { user: row.user_id });
         Ok(())
     }
 
-    /// Groups changes of uploads by document (a device may send a document twice).
-    pub fn group_uploads(parsed: Vec<(DocId, Change)>) -> Vec<ParsedUpload> {
+    /// Groups changes of uploads by document (a device may send a document twice), with
+    /// the refused originals each replayed change stands for.
+    pub fn group_uploads(
+        parsed: Vec<(DocId, Change)>,
+        replaces: Vec<(DocId, ChangeHash, Vec<ChangeHash>)>,
+    ) -> Vec<ParsedUpload> {
         let mut map: HashMap<DocId, usize> = HashMap::new();
         let mut out: Vec<ParsedUpload> = Vec::new();
         for (doc, c) in parsed {
@@ -866,10 +977,16 @@ impl Engine {
                 out.push(ParsedUpload {
                     doc,
                     changes: Vec::new(),
+                    replaces: HashMap::new(),
                 });
                 out.len() - 1
             });
             out[i].changes.push(c);
+        }
+        for (doc, change, originals) in replaces {
+            if let Some(&i) = map.get(&doc) {
+                out[i].replaces.insert(change, originals);
+            }
         }
         out
     }

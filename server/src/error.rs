@@ -81,6 +81,9 @@ impl Error {
                 _ => (StatusCode::UNPROCESSABLE_ENTITY, e.code()),
             },
             Error::Store(StoreError::Conflict(_)) => (StatusCode::CONFLICT, "already_exists"),
+            Error::Store(StoreError::AlreadyResolved(_)) => {
+                (StatusCode::CONFLICT, "already_resolved")
+            }
             Error::Store(StoreError::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found"),
             Error::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
             Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),

@@ -2,8 +2,8 @@
 //! rounds over a WebSocket, plus live pushes).
 //!
 //! A round: decode and parse everything first (a malformed body or change is a 4xx and
-//! nothing is stored), judge and store the uploads, close review items the device has
-//! superseded, then answer with what changed for this user after the device's cursor.
+//! nothing is stored), judge and store the uploads (a replayed change closes the review
+//! items of the refused changes it re-makes in the same commit), then answer with what changed for this user after the device's cursor.
 //! A live push is the same answer computed for a connected device when something it may
 //! read changes — the very same code path, so a push can never show more than a round.
 
@@ -22,8 +22,8 @@ use axum::routing::{get, post};
 use fieldline_protocol::access::can_read_doc;
 use fieldline_protocol::ids::DocId;
 use fieldline_protocol::wire::{
-    self, ClientFrame, Cursor, Identity, Outcome, PROTOCOL_VERSION, ServerFrame, SyncRequest,
-    SyncResponse,
+    self, ClientFrame, Cursor, Identity, MAX_REPLACED_ORIGINALS, Outcome, PROTOCOL_VERSION,
+    ServerFrame, SyncRequest, SyncResponse,
 };
 
 use crate::app::{AppState, Caller, blocking, now_ms};
@@ -31,7 +31,7 @@ use crate::engine::{Engine, Event, acl_of};
 use crate::store::PullRequest;
 use crate::{Error, Result};
 
-/// Most changes, wanted documents and superseded items one request may carry.
+/// Most changes, wanted documents and replaced originals one request may carry.
 const MAX_ITEMS: usize = 20_000;
 
 pub fn routes() -> Router<AppState> {
@@ -59,7 +59,12 @@ pub fn round(
     }
     let items = req.uploads.iter().map(|u| u.changes.len()).sum::<usize>()
         + req.want_full.len()
-        + req.superseded.len();
+        + req
+            .uploads
+            .iter()
+            .flat_map(|u| &u.replaces)
+            .map(|r| r.originals.len())
+            .sum::<usize>();
     if items > MAX_ITEMS {
         return Err(Error::bad_request(
             "too_many_items",
@@ -82,6 +87,35 @@ pub fn round(
             parsed.push((up.doc, c));
         }
     }
+    let mut replaces = Vec::new();
+    for up in &req.uploads {
+        for r in &up.replaces {
+            if r.originals.is_empty() || r.originals.len() > MAX_REPLACED_ORIGINALS {
+                return Err(Error::bad_request(
+                    "invalid_replacement",
+                    format!(
+                        "a replacement in {} must name 1 to {MAX_REPLACED_ORIGINALS} original changes",
+                        up.doc
+                    ),
+                ));
+            }
+            let change = automerge::ChangeHash::from(r.change);
+            if !parsed
+                .iter()
+                .any(|(d, c)| *d == up.doc && c.hash() == change)
+            {
+                return Err(Error::bad_request(
+                    "invalid_replacement",
+                    format!(
+                        "a replacement in {} names a change this request does not upload",
+                        up.doc
+                    ),
+                ));
+            }
+            let originals = r.originals.iter().map(|h| (*h).into()).collect();
+            replaces.push((up.doc, change, originals));
+        }
+    }
     let p = &caller.principal;
     // Documents asked for whole that the user may not read and never held: refused outright.
     for doc in &req.want_full {
@@ -93,17 +127,19 @@ pub fn round(
             return Err(Error::Forbidden(format!("read document {doc}")));
         }
     }
-    let outcomes = state
-        .engine
-        .upload(p, req.device_id, Engine::group_uploads(parsed), now)?;
+    let outcomes = state.engine.upload(
+        p,
+        req.device_id,
+        Engine::group_uploads(parsed, replaces),
+        now,
+    )?;
     let rebase: Vec<DocId> = outcomes
         .iter()
-        .filter(|o| matches!(o.result, Outcome::Rejected { .. }))
+        .filter(|o| matches!(o.result, Outcome::Rejected { .. } | Outcome::Stale { .. }))
         .map(|o| o.doc)
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    state.store.supersede(p.user_id, &req.superseded, now)?;
     let page = state.store.pull(&PullRequest {
         principal: p,
         device: req.device_id,
@@ -292,7 +328,7 @@ async fn session(state: AppState, mut caller: Caller, mut socket: WebSocket) {
                 dirty = false;
                 debounce.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600));
                 let Some((device, cursor)) = position else { continue };
-                let req = SyncRequest { protocol: PROTOCOL_VERSION, device_id: device, cursor, uploads: vec![], want_full: vec![], superseded: vec![] };
+                let req = SyncRequest { protocol: PROTOCOL_VERSION, device_id: device, cursor, uploads: vec![], want_full: vec![] };
                 let (st, c) = (state.clone(), caller.clone());
                 match blocking(move || round(&st, &c, req, now_ms())).await {
                     Ok(resp) => {

@@ -333,3 +333,280 @@ fn a_lost_purge_is_sent_again_until_confirmed() {
     assert!(matches!(returned.docs[0].data, DocData::Whole(_)));
     assert!(returned.purged.is_empty());
 }
+
+/// A parked item for `user` on `doc` (the bytes are any change; the list does not decode them).
+fn park_for(store: &dyn Store, user: UserId, doc: DocId, n: u8) -> i64 {
+    store
+        .park(&NewReview {
+            doc_id: doc,
+            hash: automerge::ChangeHash([n; 32]),
+            bytes: vec![n],
+            user,
+            device: DeviceId::new(),
+            code: "forbidden".into(),
+            message: "refused".into(),
+            received_at: NOW,
+            supersedes: vec![],
+        })
+        .unwrap()
+}
+
+/// The review list is filtered in SQL exactly as `Engine::may_review` decides, before the
+/// limit: a manager finds their teams' items however many other items are newer.
+#[test]
+fn the_review_list_sql_agrees_with_who_may_decide() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, data) = demo_store(dir.path());
+    let store = engine.store();
+    let mut n = 0u8;
+    // Every user gets an item on an account of each team, on their own document and on the
+    // catalog.
+    let team_accounts: Vec<AccountId> =
+        data.teams
+            .iter()
+            .filter_map(|t| {
+                data.accounts.iter().map(|(id, _)| *id).find(|id| {
+                    store.doc_meta(DocId::Account(*id)).unwrap().unwrap().team == Some(t.id)
+                })
+            })
+            .collect();
+    assert!(team_accounts.len() >= 2);
+    for u in &data.users {
+        for a in &team_accounts {
+            n += 1;
+            park_for(store.as_ref(), u.id, DocId::Account(*a), n);
+        }
+        n += 1;
+        park_for(store.as_ref(), u.id, DocId::User(u.id), n);
+        n += 1;
+        park_for(store.as_ref(), u.id, DocId::Catalog, n);
+    }
+    let all = store
+        .reviews(&ReviewFilter {
+            limit: 10_000,
+            ..ReviewFilter::default()
+        })
+        .unwrap();
+    assert_eq!(all.len(), n as usize);
+    let mut managers_checked = 0;
+    for u in &data.users {
+        let p = store.principal(u.id, u.role).unwrap();
+        let expected: Vec<i64> = all
+            .iter()
+            .filter(|r| Engine::may_review(&p, r))
+            .map(|r| r.id)
+            .collect();
+        let reviewer = (!p.is_admin()).then_some(p.user_id);
+        let got: Vec<i64> = store
+            .reviews(&ReviewFilter {
+                limit: 10_000,
+                reviewer,
+                ..ReviewFilter::default()
+            })
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(got, expected, "{} ({:?})", u.username, u.role);
+        if u.role == Role::Manager {
+            assert!(!expected.is_empty(), "a manager has items to decide");
+            assert!(expected.len() < all.len());
+            // The oldest of their items is found with a limit of exactly their count.
+            let limited = store
+                .reviews(&ReviewFilter {
+                    limit: expected.len() as u32,
+                    reviewer,
+                    ..ReviewFilter::default()
+                })
+                .unwrap();
+            assert_eq!(limited.len(), expected.len());
+            managers_checked += 1;
+        }
+    }
+    assert!(managers_checked > 0);
+}
+
+/// An approval is stored together with the change it applies: if the item was decided
+/// meanwhile (dismissed, or approved by someone else), nothing of the change is stored.
+#[test]
+fn an_approval_commits_with_its_change_or_not_at_all() {
+    use automerge::Automerge;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, data) = demo_store(dir.path());
+    let store = engine.store();
+    let admin = data.users.iter().find(|u| u.role == Role::Admin).unwrap();
+    let (account, stored) = &data.accounts[0];
+    let doc_id = DocId::Account(*account);
+    let mut doc: Automerge = stored.fork();
+    let before = doc.get_heads();
+    let edit = fieldline_protocol::ops::edit_account_notes(*account, "", "approved words");
+    let mut tx = doc.transaction();
+    edit.apply(&mut tx, admin.id, NOW).unwrap();
+    tx.commit();
+    let change = doc.get_changes(&before)[0].clone();
+    let commit_for = |review_id: i64| DocCommit {
+        meta: fieldline_server::engine::meta_of(doc_id, &doc).unwrap(),
+        changes: vec![NewChange {
+            hash: change.hash(),
+            bytes: change.raw_bytes().to_vec(),
+        }],
+        heads: doc.get_heads(),
+        user: Some(admin.id),
+        device: None,
+        source: Source::Review,
+        received_at: NOW,
+        acl_changed: false,
+        supersedes: vec![],
+        resolves: Some(Resolution {
+            review_id,
+            status: fieldline_protocol::wire::ReviewStatus::Approved,
+            by: admin.id,
+            note: None,
+            at: NOW,
+        }),
+    };
+    let changes_stored = || store.change_log(doc_id, 10_000).unwrap().len();
+    let start = changes_stored();
+    // Dismissed first: the approval fails and stores nothing.
+    let dismissed = park_for(store.as_ref(), admin.id, doc_id, 1);
+    store
+        .resolve_review(&Resolution {
+            review_id: dismissed,
+            status: fieldline_protocol::wire::ReviewStatus::Dismissed,
+            by: admin.id,
+            note: None,
+            at: NOW,
+        })
+        .unwrap();
+    assert!(matches!(
+        store.commit(&commit_for(dismissed)),
+        Err(StoreError::AlreadyResolved(id)) if id == dismissed
+    ));
+    assert_eq!(changes_stored(), start, "nothing stored");
+    // Open: the approval stores the change and closes the item; a second one loses.
+    let open = park_for(store.as_ref(), admin.id, doc_id, 2);
+    assert_eq!(store.commit(&commit_for(open)).unwrap().stored, 1);
+    assert_eq!(changes_stored(), start + 1);
+    let (row, _) = store.review(open).unwrap().unwrap();
+    assert_eq!(row.status, fieldline_protocol::wire::ReviewStatus::Approved);
+    assert!(matches!(
+        store.resolve_review(&Resolution {
+            review_id: open,
+            status: fieldline_protocol::wire::ReviewStatus::Dismissed,
+            by: admin.id,
+            note: None,
+            at: NOW,
+        }),
+        Err(StoreError::AlreadyResolved(_))
+    ));
+    assert!(matches!(
+        store.resolve_review(&Resolution {
+            review_id: 999_999,
+            status: fieldline_protocol::wire::ReviewStatus::Dismissed,
+            by: admin.id,
+            note: None,
+            at: NOW,
+        }),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// Parking a replay closes the items of the refused changes it re-makes, so one edit never
+/// waits twice for a manager; storing a replay does the same.
+#[test]
+fn a_replay_closes_the_items_of_what_it_replaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, data) = demo_store(dir.path());
+    let store = engine.store();
+    let rep = data.users.iter().find(|u| u.role == Role::Rep).unwrap();
+    let doc = DocId::User(rep.id);
+    let first = park_for(store.as_ref(), rep.id, doc, 1);
+    let second = store
+        .park(&NewReview {
+            doc_id: doc,
+            hash: automerge::ChangeHash([2; 32]),
+            bytes: vec![2],
+            user: rep.id,
+            device: DeviceId::new(),
+            code: "forbidden".into(),
+            message: "refused again".into(),
+            received_at: NOW,
+            supersedes: vec![automerge::ChangeHash([1; 32])],
+        })
+        .unwrap();
+    let status = |id| store.review(id).unwrap().unwrap().0.status;
+    use fieldline_protocol::wire::ReviewStatus::*;
+    assert_eq!((status(first), status(second)), (Superseded, Open));
+    // Another user cannot close this user's items by naming them.
+    let other = data.users.iter().find(|u| u.id != rep.id).unwrap();
+    assert_eq!(
+        store
+            .supersede(other.id, &[automerge::ChangeHash([2; 32])], NOW)
+            .unwrap(),
+        0
+    );
+    assert_eq!(status(second), Open);
+    let states = store
+        .review_states(
+            rep.id,
+            doc,
+            &[
+                automerge::ChangeHash([1; 32]),
+                automerge::ChangeHash([2; 32]),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        states
+            .iter()
+            .map(|(_, id, s)| (*id, *s))
+            .collect::<Vec<_>>(),
+        vec![(first, Superseded), (second, Open)]
+    );
+}
+
+/// Documents asked for whole come a page at a time too: a device that lost many documents'
+/// history gets them over several rounds, each within the page budget, and its cursor does
+/// not skip anything meanwhile.
+#[test]
+fn documents_wanted_whole_are_paged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, data) = demo_store(dir.path());
+    let store = engine.store();
+    let rep = data.users.iter().find(|u| u.role == Role::Rep).unwrap();
+    let p = store.principal(rep.id, Role::Rep).unwrap();
+    let device = DeviceId::new();
+    let (first, mut wanted) = pull_all(store.as_ref(), &p, device, 0);
+    assert!(wanted.len() > 4, "the rep reads several documents");
+    let mut got = Vec::new();
+    let mut rounds = 0;
+    while !wanted.is_empty() {
+        let page = store
+            .pull(&PullRequest {
+                principal: &p,
+                device,
+                cursor: first.cursor,
+                want_full: &wanted,
+                rebase: &[],
+                max_docs: 2,
+                max_bytes: usize::MAX,
+                now: NOW,
+            })
+            .unwrap();
+        rounds += 1;
+        assert!(page.docs.len() <= 2, "within the page budget");
+        assert_eq!(page.cursor, first.cursor, "nothing else changed");
+        assert_eq!(page.more, page.docs.len() < wanted.len());
+        assert_eq!(page.remaining as usize, wanted.len() - page.docs.len());
+        for d in &page.docs {
+            assert!(matches!(d.data, DocData::Whole(_)));
+            got.push(d.doc);
+        }
+        wanted.retain(|w| !page.docs.iter().any(|d| d.doc == *w));
+        assert!(rounds < 100, "progress every round");
+    }
+    let (_, mut all) = pull_all(store.as_ref(), &p, DeviceId::new(), 0);
+    got.sort();
+    all.sort();
+    assert_eq!(got, all);
+}

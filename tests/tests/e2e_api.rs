@@ -157,9 +157,9 @@ async fn bad_requests_get_clear_errors_and_store_nothing() {
         uploads: vec![DocUpload {
             doc: good_doc,
             changes: vec![Bytes(b"definitely not automerge".to_vec())],
+            replaces: vec![],
         }],
         want_full: vec![],
-        superseded: vec![],
     };
     let (status, _, body) = raw_sync(&server.base, &org.rep_a.access, &req)
         .await

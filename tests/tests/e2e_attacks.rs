@@ -40,9 +40,9 @@ async fn upload(
         uploads: vec![DocUpload {
             doc,
             changes: vec![Bytes(change.raw_bytes().to_vec())],
+            replaces: vec![],
         }],
         want_full: vec![],
-        superseded: vec![],
     };
     let (status, resp, body) = raw_sync(&server.base, &session.access, &req).await.unwrap();
     assert_eq!(status, 200, "{body}");
@@ -276,9 +276,9 @@ async fn writes_to_documents_one_cannot_read_are_parked_without_revealing_them()
         uploads: vec![DocUpload {
             doc: DocId::Account(secret),
             changes: vec![Bytes(change.raw_bytes().to_vec())],
+            replaces: vec![],
         }],
         want_full: vec![],
-        superseded: vec![],
     };
     let (status, resp, _) = raw_sync(&server.base, &org.outsider.access, &req)
         .await

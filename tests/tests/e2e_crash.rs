@@ -88,12 +88,20 @@ async fn acknowledged_writes_survive_server_sigkill() {
         assert_eq!(reference.iter().filter(|x| x.id == *v).count(), 1);
     }
     for d in &devices {
-        assert_eq!(
-            d.replica.visits(account).unwrap(),
-            reference,
-            "{} converged",
-            d.name
+        let mine = d.replica.visits(account).unwrap();
+        let missing: Vec<_> = reference
+            .iter()
+            .filter(|v| !mine.iter().any(|m| m.id == v.id))
+            .map(|v| (v.id, v.purpose.clone(), v.created_by))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{} lacks {} of {} visits: {missing:?}",
+            d.name,
+            missing.len(),
+            reference.len()
         );
+        assert_eq!(mine, reference, "{} converged", d.name);
         assert_eq!(
             d.replica.pending_changes().unwrap(),
             0,

@@ -211,7 +211,6 @@ async fn a_private_account_never_reaches_another_rep() {
         cursor: Cursor(0),
         uploads: vec![],
         want_full: vec![DocId::Account(account)],
-        superseded: vec![],
     };
     let (status, resp, body) = raw_sync(&server.base, &org.rep_b.access, &req)
         .await

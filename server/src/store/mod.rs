@@ -20,7 +20,7 @@ use automerge::ChangeHash;
 use fieldline_protocol::access::Principal;
 use fieldline_protocol::ids::*;
 use fieldline_protocol::model::{Role, Visibility};
-use fieldline_protocol::wire::{DocPayload, Hash, ReviewNotice, ReviewStatus};
+use fieldline_protocol::wire::{DocPayload, ReviewNotice, ReviewStatus};
 
 /// A position in the global change sequence.
 pub type Seq = u64;
@@ -33,6 +33,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0} does not exist")]
     NotFound(String),
+    #[error("review item {0} is already resolved")]
+    AlreadyResolved(i64),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
     #[error(
@@ -153,6 +155,22 @@ pub struct DocCommit {
     pub received_at: i64,
     /// Owner, team or visibility changed: devices must re-evaluate access.
     pub acl_changed: bool,
+    /// Refused changes (of `user`) these changes re-make: their open review items close as
+    /// superseded in the same transaction.
+    pub supersedes: Vec<ChangeHash>,
+    /// The review item this commit applies (an approval): resolved in the same transaction,
+    /// and the whole commit fails with [`StoreError::AlreadyResolved`] if it is not open.
+    pub resolves: Option<Resolution>,
+}
+
+/// A reviewer's decision, stored with what it decides.
+#[derive(Clone, Debug)]
+pub struct Resolution {
+    pub review_id: i64,
+    pub status: ReviewStatus,
+    pub by: UserId,
+    pub note: Option<String>,
+    pub at: i64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,6 +194,9 @@ pub struct NewReview {
     pub code: String,
     pub message: String,
     pub received_at: i64,
+    /// Earlier refused changes of the same user this one re-makes: their open items close
+    /// as superseded when this one is parked, so one edit never waits twice for a manager.
+    pub supersedes: Vec<ChangeHash>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -201,6 +222,10 @@ pub struct ReviewRow {
 pub struct ReviewFilter {
     pub status: Option<ReviewStatus>,
     pub limit: u32,
+    /// Only items this user may decide on as a manager (see `Engine::may_review`): on
+    /// accounts of teams they manage or the documents of users they manage, never their
+    /// own. `None` lists everything (admins).
+    pub reviewer: Option<UserId>,
 }
 
 /// One device's sync round, as the feed sees it.
@@ -308,16 +333,18 @@ pub trait Store: Send + Sync + 'static {
     fn parked_id(&self, doc: DocId, hash: &ChangeHash) -> StoreResult<Option<i64>>;
     fn reviews(&self, filter: &ReviewFilter) -> StoreResult<Vec<ReviewRow>>;
     fn review(&self, id: i64) -> StoreResult<Option<(ReviewRow, Vec<u8>)>>;
-    fn resolve_review(
+    /// Resolves an open item without applying anything (a dismissal);
+    /// [`StoreError::AlreadyResolved`] if someone decided first.
+    fn resolve_review(&self, resolution: &Resolution) -> StoreResult<()>;
+    /// Closes this user's open items for these changes as superseded.
+    fn supersede(&self, user: UserId, hashes: &[ChangeHash], now: i64) -> StoreResult<usize>;
+    /// The review items of this user's changes among `hashes`: (hash, item id, status).
+    fn review_states(
         &self,
-        id: i64,
-        status: ReviewStatus,
-        by: UserId,
-        note: Option<&str>,
-        now: i64,
-    ) -> StoreResult<()>;
-    /// Closes this user's open items for changes they replayed successfully.
-    fn supersede(&self, user: UserId, hashes: &[Hash], now: i64) -> StoreResult<usize>;
+        user: UserId,
+        doc: DocId,
+        hashes: &[ChangeHash],
+    ) -> StoreResult<Vec<(ChangeHash, i64, ReviewStatus)>>;
 
     // ---- the sync feed ----
     /// What changed for this device after its cursor, a page at a time; records what was

@@ -327,6 +327,59 @@ fn next_seq(tx: &Transaction<'_>) -> StoreResult<Seq> {
     Ok(v as Seq)
 }
 
+/// Resolves an open review item inside a transaction; [`StoreError::AlreadyResolved`] if
+/// it exists but is no longer open.
+fn resolve_in(tx: &Transaction<'_>, r: &Resolution) -> StoreResult<()> {
+    let seq = next_seq(tx)?;
+    let n = tx.execute(
+        "UPDATE reviews SET status = ?2, resolved_by = ?3, resolved_at = ?4, note = ?5, resolved_seq = ?6
+         WHERE id = ?1 AND status = 'open'",
+        params![r.review_id, r.status.as_str(), r.by.to_string(), r.at, r.note, seq as i64],
+    )?;
+    if n == 0 {
+        let exists = tx
+            .query_row("SELECT 1 FROM reviews WHERE id = ?1", [r.review_id], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some();
+        return Err(if exists {
+            StoreError::AlreadyResolved(r.review_id)
+        } else {
+            StoreError::NotFound(format!("review item {}", r.review_id))
+        });
+    }
+    Ok(())
+}
+
+/// Closes a user's open items for these changes as superseded (each gets a sequence number
+/// so the user's devices hear of it).
+fn supersede_in(
+    tx: &Transaction<'_>,
+    user: UserId,
+    hashes: &[ChangeHash],
+    now: i64,
+) -> StoreResult<usize> {
+    let mut n = 0;
+    for h in hashes {
+        let open = tx
+            .prepare_cached(
+                "SELECT id FROM reviews WHERE user_id = ?1 AND hash = ?2 AND status = 'open'",
+            )?
+            .query_row(params![user.to_string(), h.0.to_vec()], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?;
+        let Some(id) = open else { continue };
+        let seq = next_seq(tx)?;
+        n += tx.execute(
+            "UPDATE reviews SET status = 'superseded', resolved_at = ?2, resolved_seq = ?3 WHERE id = ?1",
+            params![id, now, seq as i64],
+        )?;
+    }
+    Ok(n)
+}
+
 /// Marks an access change for a user: their devices re-evaluate what they may hold.
 fn bump_access(tx: &Transaction<'_>, user: &str) -> StoreResult<()> {
     let seq = next_seq(tx)?;
@@ -793,6 +846,13 @@ impl Store for SqliteStore {
     fn commit(&self, c: &DocCommit) -> StoreResult<CommitResult> {
         self.write(|tx| {
             let id = c.meta.doc_id.to_string();
+            // Decide first: if someone else resolved the item meanwhile, nothing is stored.
+            if let Some(r) = &c.resolves {
+                resolve_in(tx, r)?;
+            }
+            if let Some(user) = c.user {
+                supersede_in(tx, user, &c.supersedes, c.received_at)?;
+            }
             let (mut first, mut last, mut stored) = (None, None, 0usize);
             for ch in &c.changes {
                 let exists = tx
@@ -941,7 +1001,9 @@ impl Store for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![doc, r.hash.0.to_vec(), r.bytes, r.user.to_string(), r.device.to_string(), r.code, r.message, r.received_at],
             )?;
-            Ok(tx.last_insert_rowid())
+            let id = tx.last_insert_rowid();
+            supersede_in(tx, r.user, &r.supersedes, r.received_at)?;
+            Ok(id)
         })
     }
 
@@ -957,9 +1019,21 @@ impl Store for SqliteStore {
         self.read(|c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {REVIEW_COLS} FROM reviews r LEFT JOIN docs d ON d.doc_id = r.doc_id
-                 WHERE (?1 IS NULL OR r.status = ?1) ORDER BY r.id DESC LIMIT ?2"
+                 WHERE (?1 IS NULL OR r.status = ?1)
+                   AND (?3 IS NULL OR (r.user_id <> ?3 AND (
+                        (d.kind = 'account' AND d.team IN (SELECT team_id FROM team_managers WHERE user_id = ?3))
+                     OR (d.kind = 'user' AND d.owner IN (
+                        SELECT m.user_id FROM team_members m JOIN team_managers g ON g.team_id = m.team_id
+                        WHERE g.user_id = ?3)))))
+                 ORDER BY r.id DESC LIMIT ?2"
             ))?;
-            let mut rows = stmt.query(params![f.status.map(|s| s.as_str()), f.limit.max(1)])?;
+            // Filtered here, not after the LIMIT: a manager's items are found however many
+            // other teams' items are newer.
+            let mut rows = stmt.query(params![
+                f.status.map(|s| s.as_str()),
+                f.limit.max(1),
+                f.reviewer.map(|u| u.to_string())
+            ])?;
             let mut out = Vec::new();
             while let Some(r) = rows.next()? {
                 out.push(review_row(r)?);
@@ -981,43 +1055,42 @@ impl Store for SqliteStore {
         })
     }
 
-    fn resolve_review(
-        &self,
-        id: i64,
-        status: ReviewStatus,
-        by: UserId,
-        note: Option<&str>,
-        now: i64,
-    ) -> StoreResult<()> {
-        self.write(|tx| {
-            let seq = next_seq(tx)?;
-            let n = tx.execute(
-                "UPDATE reviews SET status = ?2, resolved_by = ?3, resolved_at = ?4, note = ?5, resolved_seq = ?6
-                 WHERE id = ?1 AND status = 'open'",
-                params![id, status.as_str(), by.to_string(), now, note, seq as i64],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("open review item {id}")));
-            }
-            Ok(())
-        })
+    fn resolve_review(&self, resolution: &Resolution) -> StoreResult<()> {
+        self.write(|tx| resolve_in(tx, resolution))
     }
 
-    fn supersede(&self, user: UserId, hashes: &[Hash], now: i64) -> StoreResult<usize> {
+    fn supersede(&self, user: UserId, hashes: &[ChangeHash], now: i64) -> StoreResult<usize> {
         if hashes.is_empty() {
             return Ok(0);
         }
-        self.write(|tx| {
-            let mut n = 0;
+        self.write(|tx| supersede_in(tx, user, hashes, now))
+    }
+
+    fn review_states(
+        &self,
+        user: UserId,
+        doc: DocId,
+        hashes: &[ChangeHash],
+    ) -> StoreResult<Vec<(ChangeHash, i64, ReviewStatus)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, status FROM reviews WHERE doc_id = ?1 AND hash = ?2 AND user_id = ?3",
+            )?;
+            let mut out = Vec::new();
             for h in hashes {
-                let seq = next_seq(tx)?;
-                n += tx.execute(
-                    "UPDATE reviews SET status = 'superseded', resolved_at = ?3, resolved_seq = ?4
-                     WHERE user_id = ?1 AND hash = ?2 AND status = 'open'",
-                    params![user.to_string(), h.0.to_vec(), now, seq as i64],
-                )?;
+                let row: Option<(i64, String)> = stmt
+                    .query_row(
+                        params![doc.to_string(), h.0.to_vec(), user.to_string()],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                if let Some((id, status)) = row {
+                    let status = ReviewStatus::parse(&status)
+                        .map_err(|e| StoreError::Corrupt(format!("review status: {e}")))?;
+                    out.push((*h, id, status));
+                }
             }
-            Ok(n)
+            Ok(out)
         })
     }
 
@@ -1079,10 +1152,19 @@ impl Store for SqliteStore {
             let readable_one = format!("SELECT 1 FROM docs d WHERE d.doc_id = ?5 AND {READABLE}");
             let held = "SELECT 1 FROM device_docs WHERE user_id = ?1 AND device_id = ?2 AND doc_id = ?3";
             let mut whole_done = std::collections::BTreeSet::new();
-            let asks = req.want_full.iter().map(|d| (d, false)).chain(req.rebase.iter().map(|d| (d, true)));
+            // Refused documents first and always (the device must rebase on them; there are
+            // at most as many as the documents of one upload); then wanted ones within the
+            // page's budget, the rest next round.
+            let mut wanted_left = 0u64;
+            let asks = req.rebase.iter().map(|d| (d, true)).chain(req.want_full.iter().map(|d| (d, false)));
             for (w, refused) in asks {
                 let id = w.to_string();
                 if whole_done.contains(&id) || page.purged.contains(w) {
+                    continue;
+                }
+                let full = page.docs.len() >= req.max_docs.max(1) || page.bytes >= req.max_bytes;
+                if !refused && full {
+                    wanted_left += 1;
                     continue;
                 }
                 let readable = tx
@@ -1155,15 +1237,16 @@ impl Store for SqliteStore {
                 last_included = Some(*last_seq as Seq);
             }
             let more = stopped || candidates.len() as i64 >= limit;
-            page.more = more;
+            page.more = more || wanted_left > 0;
             page.cursor = match (more, last_included) {
                 (true, Some(seq)) => seq,
                 _ => head,
             };
+            page.remaining = wanted_left;
             if more {
                 let count_sql = feed_query(reconcile, admin, true);
                 let n: i64 = tx.query_row(&count_sql, rusqlite::params_from_iter(base(vec![(page.cursor as i64).into()])), |r| r.get(0))?;
-                page.remaining = n as u64;
+                page.remaining += n as u64;
             }
 
             // Decisions on this user's refused changes.
