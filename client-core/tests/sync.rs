@@ -504,41 +504,7 @@ fn changes_from_the_server_are_applied_and_projected() {
     });
     assert_eq!(r.visits(a).unwrap().len(), 1);
     // Changes for a document this replica never had: it asks for it whole.
-    let other = AccountId::new();
-    let mut foreign = fieldline_protocol::doc::skeleton(&DocId::Account(other))
-        .unwrap()
-        .with_actor(ActorId::random());
-    let b = foreign.get_heads();
-    let acl = AccountAcl {
-        owner: org.rep.principal.user_id,
-        team: org.team,
-        visibility: Visibility::Private,
-    };
-    apply(
-        &mut foreign,
-        &ops::create_account(
-            other,
-            acl,
-            &AccountInput::named("New", Currency::CNY),
-            "",
-            &[],
-        ),
-        &org.manager.principal,
-        Authority::Server,
-    );
-    let v = foreign.get_heads();
-    apply(
-        &mut foreign,
-        &ops::plan_visit(other, VisitId::new(), T0, None),
-        &org.rep.principal,
-        Authority::Device,
-    );
-    let tail: Vec<Bytes> = foreign
-        .get_changes(&v)
-        .iter()
-        .map(|c| Bytes(c.raw_bytes().to_vec()))
-        .collect();
-    let _ = b;
+    let (other, foreign, tail) = foreign_account(&org, "New");
     respond(&r, &org.rep, 22, |_, resp| {
         resp.docs.push(DocPayload {
             doc: DocId::Account(other),
@@ -713,33 +679,7 @@ fn wanted_documents_stay_wanted_until_they_arrive() {
     // Changes of two documents this replica never had: it asks for both whole.
     let mut foreign = Vec::new();
     for name in ["First", "Second"] {
-        let id = AccountId::new();
-        let mut d = fieldline_protocol::doc::skeleton(&DocId::Account(id))
-            .unwrap()
-            .with_actor(ActorId::random());
-        let acl = AccountAcl {
-            owner: org.rep.principal.user_id,
-            team: org.team,
-            visibility: Visibility::Private,
-        };
-        apply(
-            &mut d,
-            &ops::create_account(id, acl, &AccountInput::named(name, Currency::CNY), "", &[]),
-            &org.manager.principal,
-            Authority::Server,
-        );
-        let heads = d.get_heads();
-        apply(
-            &mut d,
-            &ops::plan_visit(id, VisitId::new(), T0, None),
-            &org.rep.principal,
-            Authority::Device,
-        );
-        let tail: Vec<Bytes> = d
-            .get_changes(&heads)
-            .iter()
-            .map(|c| Bytes(c.raw_bytes().to_vec()))
-            .collect();
+        let (id, d, tail) = foreign_account(&org, name);
         respond(&r, &org.rep, 20, |_, resp| {
             resp.docs.push(DocPayload {
                 doc: DocId::Account(id),
@@ -769,4 +709,38 @@ fn wanted_documents_stay_wanted_until_they_arrive() {
         "the other is still wanted"
     );
     assert_eq!(r.account(*first).unwrap().unwrap().name, "First");
+}
+
+/// An account document this replica never had, owned by the rep: the document, and its last
+/// change alone (a visit planned after the account was created), as a server would send it
+/// to a device that holds the document.
+fn foreign_account(org: &Org, name: &str) -> (AccountId, Automerge, Vec<Bytes>) {
+    let id = AccountId::new();
+    let mut d = fieldline_protocol::doc::skeleton(&DocId::Account(id))
+        .unwrap()
+        .with_actor(ActorId::random());
+    let acl = AccountAcl {
+        owner: org.rep.principal.user_id,
+        team: org.team,
+        visibility: Visibility::Private,
+    };
+    apply(
+        &mut d,
+        &ops::create_account(id, acl, &AccountInput::named(name, Currency::CNY), "", &[]),
+        &org.manager.principal,
+        Authority::Server,
+    );
+    let heads = d.get_heads();
+    apply(
+        &mut d,
+        &ops::plan_visit(id, VisitId::new(), T0, None),
+        &org.rep.principal,
+        Authority::Device,
+    );
+    let tail = d
+        .get_changes(&heads)
+        .iter()
+        .map(|c| Bytes(c.raw_bytes().to_vec()))
+        .collect();
+    (id, d, tail)
 }

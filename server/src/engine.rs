@@ -250,6 +250,16 @@ impl Engine {
         Ok(Some(d))
     }
 
+    /// The stored document taken from the cache (or loaded), or its skeleton if it does not
+    /// exist yet (then `true`: a new document, whose skeleton is stored with its first
+    /// changes). The caller holds the document's lock.
+    fn take_or_skeleton(&self, doc: DocId) -> Result<(Automerge, bool)> {
+        Ok(match self.take(doc)? {
+            Some(d) => (d, false),
+            None => (skeleton(&doc)?, true),
+        })
+    }
+
     fn give_back(&self, doc: DocId, d: Automerge) {
         self.cache
             .lock()
@@ -380,12 +390,7 @@ impl Engine {
                 })
                 .collect();
         }
-        let stored = self.take(doc_id)?;
-        let is_new = stored.is_none();
-        let original = match stored {
-            Some(d) => d,
-            None => skeleton(&doc_id)?,
-        };
+        let (original, is_new) = self.take_or_skeleton(doc_id)?;
         let mut doc = original.fork();
         let mut outcomes = Vec::new();
         let mut accepted: Vec<Change> = Vec::new();
@@ -612,12 +617,7 @@ impl Engine {
             .store
             .principal(requested_by, fieldline_protocol::model::Role::Admin)?;
         let _g = self.stripe(doc_id);
-        let stored = self.take(doc_id)?;
-        let is_new = stored.is_none();
-        let original = match stored {
-            Some(d) => d,
-            None => skeleton(&doc_id)?,
-        };
+        let (original, is_new) = self.take_or_skeleton(doc_id)?;
         let mut doc = original.fork();
         doc.set_actor(self.actor.clone());
         let start = if is_new { Vec::new() } else { doc.get_heads() };
@@ -843,12 +843,7 @@ impl Engine {
         let doc_id = row.doc_id;
         {
             let _g = self.stripe(doc_id);
-            let stored = self.take(doc_id)?;
-            let is_new = stored.is_none();
-            let original = match stored {
-                Some(d) => d,
-                None => skeleton(&doc_id)?,
-            };
+            let (original, is_new) = self.take_or_skeleton(doc_id)?;
             let give_back = |d: Automerge| {
                 if !is_new {
                     self.give_back(doc_id, d);

@@ -29,6 +29,12 @@ fn op(summary: &str, tag: &str, body: Option<Value>, ok: (&str, &str)) -> Value 
     o
 }
 
+/// Adds a 409 response listing the conflict codes an operation can answer.
+fn with_conflict(mut o: Value, codes: &str) -> Value {
+    o["responses"]["409"] = error_response(&format!("Conflict: {codes}"));
+    o
+}
+
 fn obj(props: Value, required: &[&str]) -> Value {
     json!({ "type": "object", "properties": props, "required": required, "additionalProperties": false })
 }
@@ -175,8 +181,14 @@ pub fn document() -> Value {
             "/v1/catalog/price-lists/{id}/items/{item}": { "delete": op("Remove a price (admins)", "catalog", None, ("204", "Removed")) },
             "/v1/reviews": { "get": op("Refused changes parked for review (managers: their teams)", "reviews", None, ("200", "Review items")) },
             "/v1/reviews/{id}": { "get": op("A review item with the decoded change", "reviews", None, ("200", "The item")) },
-            "/v1/reviews/{id}/approve": { "post": op("Apply the change after all (rules are checked again)", "reviews", Some(note.clone()), ("204", "Applied")) },
-            "/v1/reviews/{id}/dismiss": { "post": op("Keep the change out", "reviews", Some(note), ("204", "Dismissed")) },
+            "/v1/reviews/{id}/approve": { "post": with_conflict(
+                op("Apply the change after all (rules are checked again)", "reviews", Some(note.clone()), ("204", "Applied")),
+                "already_resolved (someone decided first), still_refused (it breaks a rule other than access), missing_dependencies (approve the item it builds on first)",
+            ) },
+            "/v1/reviews/{id}/dismiss": { "post": with_conflict(
+                op("Keep the change out", "reviews", Some(note), ("204", "Dismissed")),
+                "already_resolved (someone decided first)",
+            ) },
         }
     })
 }
