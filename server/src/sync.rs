@@ -7,7 +7,7 @@
 //! A live push is the same answer computed for a connected device when something it may
 //! read changes — the very same code path, so a push can never show more than a round.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
@@ -87,6 +87,8 @@ pub fn round(
             parsed.push((up.doc, c));
         }
     }
+    let uploaded: HashSet<(DocId, automerge::ChangeHash)> =
+        parsed.iter().map(|(d, c)| (*d, c.hash())).collect();
     let mut replaces = Vec::new();
     for up in &req.uploads {
         for r in &up.replaces {
@@ -100,10 +102,7 @@ pub fn round(
                 ));
             }
             let change = automerge::ChangeHash::from(r.change);
-            if !parsed
-                .iter()
-                .any(|(d, c)| *d == up.doc && c.hash() == change)
-            {
+            if !uploaded.contains(&(up.doc, change)) {
                 return Err(Error::bad_request(
                     "invalid_replacement",
                     format!(

@@ -1,11 +1,14 @@
 //! The HTTP API against bad input and floods, and the admin features: every bad request is a
 //! clear 4xx JSON error with a stable code, nothing is stored, the server stays up.
 
+use fieldline_protocol::automerge;
 use fieldline_protocol::ids::*;
 use fieldline_protocol::model::*;
 use fieldline_protocol::money::{Currency, Quantity};
 use fieldline_protocol::ops::AccountInput;
-use fieldline_protocol::wire::{Bytes, Cursor, DocUpload, PROTOCOL_VERSION, SyncRequest};
+use fieldline_protocol::wire::{
+    Bytes, Cursor, DocUpload, Hash, PROTOCOL_VERSION, Replacement, SyncRequest,
+};
 use fieldline_tests::*;
 use serde_json::json;
 
@@ -26,6 +29,9 @@ async fn bad_requests_get_clear_errors_and_store_nothing() {
     let org = Org::create(&server.base).await.unwrap();
     let api = &org.api;
     let http = reqwest::Client::new();
+    // A phone that knows who it is (used for a replacement claim below).
+    let phone = Device::open(dir.path(), "phone", &org.rep_a).unwrap();
+    phone.sync().await.unwrap();
     let before = stored_changes(api).await;
 
     // Malformed and unexpected JSON.
@@ -204,6 +210,44 @@ async fn bad_requests_get_clear_errors_and_store_nothing() {
         r.json::<serde_json::Value>().await.unwrap()["error"]["code"],
         "body_too_large"
     );
+    // A valid change with a malformed claim that it replaces refused ones: the round is
+    // refused whole, the valid change included.
+    phone
+        .replica
+        .create_account(
+            &AccountInput::named("Replaced nothing", Currency::CNY),
+            Visibility::Private,
+            "",
+            &[],
+        )
+        .unwrap();
+    let valid = phone.replica.prepare_sync(usize::MAX).unwrap();
+    let some_hash = Hash([7; 32]);
+    for replaces in [
+        vec![Replacement {
+            change: some_hash,
+            originals: vec![some_hash],
+        }],
+        vec![Replacement {
+            change: Hash(
+                automerge::Change::from_bytes(valid.uploads[0].changes[0].0.clone())
+                    .unwrap()
+                    .hash()
+                    .0,
+            ),
+            originals: vec![],
+        }],
+    ] {
+        let mut req = valid.clone();
+        req.uploads[0].replaces = replaces;
+        let (status, _, body) = raw_sync(&server.base, &org.rep_a.access, &req)
+            .await
+            .unwrap();
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_replacement"))
+        );
+    }
 
     assert_eq!(
         stored_changes(api).await,
